@@ -1,0 +1,353 @@
+"""Compiled forward kernels of the damped-oscillator lattice.
+
+One step of either integrator, for every site (row ``i``, column ``x``) of member ``b``::
+
+    s   = sum_o W_o(i) * y[i + o] + sum_o What_o(i) * v[i + o] + bias(i) + g * u(i, t_n)
+    a   = sigma(s)                                   (fast tanh, exact tanh, or identity)
+    v'  = alpha(i) * v + beta(i) * (a + xi) - delta(i) * y
+    y'  = y + dt * v'
+
+with, for symplectic Euler (the Neural-Wave-Machine step: velocity first, then position)
+``alpha = 1 - dt*gamma, beta = dt, delta = dt*omega2``, and for IMEX (implicit damping)
+``alpha = 1/(1 + dt*gamma), beta = dt*alpha, delta = dt*omega2*alpha``. ``xi`` is the
+Euler-Maruyama noise, pre-scaled to ``eta * N(0,1) / sqrt(dt)`` so that ``beta * xi`` is the
+``eta * sqrt(dt) * N(0, 1)`` increment (divided by ``1 + dt*gamma`` for IMEX).
+
+Layout: the state arrays are ``(members, ny + 2h, nx + 2h)``, framed by ``h = k // 2`` ghost rows
+and columns that :func:`fill_ghosts` refreshes after every step (periodic wrap or
+half-sample-symmetric reflection, as ``numpy.pad`` modes "wrap" and "symmetric"). Two buffers
+ping-pong; the drivers leave the newest state in ``(y, v)`` when ``nsteps`` is even and in
+``(y2, v2)`` when it is odd (``wavesim.kernels.driver.LatticeKernel.advance`` tracks this).
+
+``error_model="numpy"`` matters: under numba's default Python error model every float division
+carries a ZeroDivisionError check, which stops LLVM from vectorizing the fast-tanh loop (8x).
+
+All floating-point constants arrive as arrays of the state dtype (``cfg.scal``), or are typed
+per dtype at compile time (fast tanh), so a float32 kernel never promotes to float64. Hot loops
+keep every branch outside the innermost loop.
+The plain-numpy reference of the same step is :func:`wavesim.models.oscillator.reference_step`.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, prange
+
+from wavesim.kernels.tanh import fast_tanh
+
+#: fastmath flags: contraction to FMA, reciprocal, signed zeros. Not nnan/ninf: blow-ups must stay
+#: visible as NaN/inf.
+FASTMATH = {"contract", "arcp", "nsz"}
+
+# Activation codes.
+ACT_FAST_TANH = 0
+ACT_LINEAR = 1
+ACT_EXACT_TANH = 2
+# Stencil codes.
+W_FUSED3 = 0  # uniform 3x3 stencil, fused single-pass row update (the fast path)
+W_UNIFORM = 1  # uniform k x k stencil, staged
+W_SITE = 2  # per-site weights (orientation-modulated coupling), staged
+# Velocity-stencil codes.
+WV_NONE = 0
+WV_UNIFORM = 1
+WV_SITE = 2
+# Drive codes.
+DRIVE_NONE = 0
+DRIVE_LINEAR = 1  # u = sum_m c[n, m] * basis[m]
+DRIVE_EXP = 2  # u = c[n, 0] * exp(sum_{m>=1} c[n, m] * basis[m])
+# Column (ghost) modes.
+COL_PERIODIC = 0
+COL_REFLECT = 1
+
+KernelConfig = namedtuple(
+    "KernelConfig",
+    [
+        "colmode",  # int: COL_PERIODIC or COL_REFLECT
+        "w_mode",  # int: W_FUSED3 / W_UNIFORM / W_SITE
+        "w",  # (k, k) uniform position stencil
+        "w_site",  # (k*k, ny, nx) per-site position weights, or (1, 1, 1) unused
+        "wv_mode",  # int: WV_NONE / WV_UNIFORM / WV_SITE
+        "wv",  # (k, k) uniform velocity stencil
+        "wv_site",  # (k*k, ny, nx) per-site velocity weights, or (1, 1, 1)
+        "act",  # int activation code
+        "uniform",  # bool: alpha, beta, delta, bias are scalars (cfg.scal)
+        "scal",  # (5,): alpha, beta, delta, bias, dt
+        "site",  # (4, ny, nx): alpha, beta, delta, bias per site, or (4, 1, 1)
+        "drive_kind",  # int drive code
+        "dcoef",  # (nsteps, m) drive coefficients per step of this call (gain folded in)
+        "dbasis",  # (m, ny, nx) drive spatial basis
+        "has_noise",  # bool
+        "noise",  # (members, nsteps, ny, nx) pre-scaled noise, or (1, 1, 1, 1)
+        "has_mask",  # bool
+        "mask",  # (ny, nx) 0/1 in state dtype, or (1, 1)
+    ],
+)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def fill_ghosts(a, b, h, colmode):
+    """Refresh the ghost frame (width ``h``) of member ``b`` of a padded array from its interior.
+
+    Columns first (interior rows), then whole rows, so corners are wrapped or mirrored in both
+    directions exactly as ``numpy.pad(mode="wrap" | "symmetric")`` does.
+    """
+    npy, npx = a.shape[1], a.shape[2]
+    ny = npy - 2 * h
+    nx = npx - 2 * h
+    if colmode == COL_PERIODIC:
+        for i in range(h, h + ny):
+            for j in range(h):
+                a[b, i, j] = a[b, i, nx + j]
+                a[b, i, nx + h + j] = a[b, i, h + j]
+        for j in range(h):
+            a[b, j, :] = a[b, ny + j, :]
+            a[b, ny + h + j, :] = a[b, h + j, :]
+    else:
+        for i in range(h, h + ny):
+            for j in range(h):
+                a[b, i, j] = a[b, i, 2 * h - 1 - j]
+                a[b, i, nx + h + j] = a[b, i, nx + h - 1 - j]
+        for j in range(h):
+            a[b, j, :] = a[b, 2 * h - 1 - j, :]
+            a[b, ny + h + j, :] = a[b, ny + h - 1 - j, :]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg):
+    """Fast path over interior rows ``[i0, i1)``: uniform 3x3 stencil, scalar parameters.
+
+    The rows are processed as one flat loop over the padded row-major buffer (ghost columns in
+    between are computed too and overwritten by :func:`fill_ghosts`), through slice views whose
+    indices are provably non-negative, so LLVM vectorizes it.
+    """
+    npx = ys.shape[2]
+    yf = ys[b].reshape(-1)
+    vf = vs[b].reshape(-1)
+    yo = yd[b].reshape(-1)
+    vo = vd[b].reshape(-1)
+    p0 = (1 + i0) * npx + 1
+    p1 = (1 + i1) * npx - 1
+    w = cfg.w
+    w00, w01, w02 = w[0, 0], w[0, 1], w[0, 2]
+    w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
+    w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
+    al = cfg.scal[0]
+    be = cfg.scal[1]
+    de = cfg.scal[2]
+    bias = cfg.scal[3]
+    dt = cfg.scal[4]
+    ra = yf[p0 - npx - 1 :]
+    rb = yf[p0 - 1 :]
+    rc = yf[p0 + npx - 1 :]
+    vb = vf[p0:]
+    yw = yo[p0:]
+    vw = vo[p0:]
+    n = p1 - p0
+    if cfg.act == ACT_FAST_TANH:
+        for x in range(n):
+            s = (
+                w00 * ra[x] + w01 * ra[x + 1] + w02 * ra[x + 2]
+                + w10 * rb[x] + w11 * rb[x + 1] + w12 * rb[x + 2]
+                + w20 * rc[x] + w21 * rc[x + 1] + w22 * rc[x + 2]
+                + bias
+            )  # fmt: skip
+            vn = al * vb[x] + be * fast_tanh(s) - de * rb[x + 1]
+            vw[x] = vn
+            yw[x] = rb[x + 1] + dt * vn
+    elif cfg.act == ACT_LINEAR:
+        for x in range(n):
+            s = (
+                w00 * ra[x] + w01 * ra[x + 1] + w02 * ra[x + 2]
+                + w10 * rb[x] + w11 * rb[x + 1] + w12 * rb[x + 2]
+                + w20 * rc[x] + w21 * rc[x + 1] + w22 * rc[x + 2]
+                + bias
+            )  # fmt: skip
+            vn = al * vb[x] + be * s - de * rb[x + 1]
+            vw[x] = vn
+            yw[x] = rb[x + 1] + dt * vn
+    else:
+        for x in range(n):
+            s = (
+                w00 * ra[x] + w01 * ra[x + 1] + w02 * ra[x + 2]
+                + w10 * rb[x] + w11 * rb[x + 1] + w12 * rb[x + 2]
+                + w20 * rc[x] + w21 * rc[x + 1] + w22 * rc[x + 2]
+                + bias
+            )  # fmt: skip
+            vn = al * vb[x] + be * np.tanh(s) - de * rb[x + 1]
+            vw[x] = vn
+            yw[x] = rb[x + 1] + dt * vn
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _accumulate_stencil(acc, src, b, i, mode, w, w_site):
+    """acc[x] += sum over offsets of (uniform or per-site) weight * src[b, i + oy, x + ox]."""
+    k = w.shape[0]
+    nx = acc.shape[0]
+    for oy in range(k):
+        srow = src[b, i + oy]
+        for ox in range(k):
+            if mode == W_SITE:
+                ws = w_site[oy * k + ox, i]
+                for x in range(nx):
+                    acc[x] += ws[x] * srow[x + ox]
+            else:
+                wo = w[oy, ox]
+                if wo != 0:
+                    for x in range(nx):
+                        acc[x] += wo * srow[x + ox]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp):
+    """Staged row update for every configuration (per-site maps, drive, noise, mask)."""
+    h = cfg.w.shape[0] // 2
+    nx = acc.shape[0]
+    # 1. bias
+    if cfg.uniform:
+        bias = cfg.scal[3]
+        for x in range(nx):
+            acc[x] = bias
+    else:
+        sb = cfg.site[3, i]
+        for x in range(nx):
+            acc[x] = sb[x]
+    # 2. couplings
+    _accumulate_stencil(acc, ys, b, i, cfg.w_mode, cfg.w, cfg.w_site)
+    if cfg.wv_mode != WV_NONE:
+        _accumulate_stencil(acc, vs, b, i, cfg.wv_mode, cfg.wv, cfg.wv_site)
+    # 3. drive (gain folded into the coefficients)
+    if cfg.drive_kind == DRIVE_LINEAR:
+        for m in range(cfg.dcoef.shape[1]):
+            c = cfg.dcoef[n, m]
+            if c != 0:
+                bm = cfg.dbasis[m, i]
+                for x in range(nx):
+                    acc[x] += c * bm[x]
+    elif cfg.drive_kind == DRIVE_EXP:
+        c0 = cfg.dcoef[n, 0]
+        if c0 != 0:
+            for x in range(nx):
+                tmp[x] = 0
+            for m in range(1, cfg.dcoef.shape[1]):
+                c = cfg.dcoef[n, m]
+                bm = cfg.dbasis[m, i]
+                for x in range(nx):
+                    tmp[x] += c * bm[x]
+            for x in range(nx):
+                acc[x] += c0 * np.exp(tmp[x])
+    # 4. activation
+    if cfg.act == ACT_FAST_TANH:
+        for x in range(nx):
+            acc[x] = fast_tanh(acc[x])
+    elif cfg.act == ACT_EXACT_TANH:
+        for x in range(nx):
+            acc[x] = np.tanh(acc[x])
+    # 5. noise
+    if cfg.has_noise:
+        nz = cfg.noise[b, n, i]
+        for x in range(nx):
+            acc[x] += nz[x]
+    # 6. update
+    dt = cfg.scal[4]
+    yb = ys[b, i + h, h:]
+    vb = vs[b, i + h, h:]
+    yo = yd[b, i + h, h:]
+    vo = vd[b, i + h, h:]
+    if cfg.uniform:
+        al = cfg.scal[0]
+        be = cfg.scal[1]
+        de = cfg.scal[2]
+        for x in range(nx):
+            vn = al * vb[x] + be * acc[x] - de * yb[x]
+            vo[x] = vn
+            yo[x] = yb[x] + dt * vn
+    else:
+        sa = cfg.site[0, i]
+        sbe = cfg.site[1, i]
+        sd = cfg.site[2, i]
+        for x in range(nx):
+            vn = sa[x] * vb[x] + sbe[x] * acc[x] - sd[x] * yb[x]
+            vo[x] = vn
+            yo[x] = yb[x] + dt * vn
+    # 7. inactive sites stay at rest
+    if cfg.has_mask:
+        mk = cfg.mask[i]
+        for x in range(nx):
+            vo[x] *= mk[x]
+            yo[x] *= mk[x]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc, tmp):
+    """Update interior rows ``[i0, i1)`` of member ``b`` (ghosts of the output not refreshed)."""
+    if cfg.w_mode == W_FUSED3:
+        _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg)
+    else:
+        for i in range(i0, i1):
+            _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp):
+    h = cfg.w.shape[0] // 2
+    ny = y.shape[1] - 2 * h
+    for n in range(nsteps):
+        if n % 2 == 0:
+            _rows(b, 0, ny, n, y, v, y2, v2, cfg, acc, tmp)
+            fill_ghosts(y2, b, h, cfg.colmode)
+            fill_ghosts(v2, b, h, cfg.colmode)
+        else:
+            _rows(b, 0, ny, n, y2, v2, y, v, cfg, acc, tmp)
+            fill_ghosts(y, b, h, cfg.colmode)
+            fill_ghosts(v, b, h, cfg.colmode)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def advance_serial(y, v, y2, v2, nsteps, cfg):
+    """Advance every member ``nsteps`` steps on one thread."""
+    nx = y.shape[2] - 2 * (cfg.w.shape[0] // 2)
+    acc = np.empty(nx, dtype=y.dtype)
+    tmp = np.empty(nx, dtype=y.dtype)
+    for b in range(y.shape[0]):
+        _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+def advance_members(y, v, y2, v2, nsteps, cfg):
+    """Advance every member ``nsteps`` steps, members in parallel (one parallel region per call)."""
+    nx = y.shape[2] - 2 * (cfg.w.shape[0] // 2)
+    for b in prange(y.shape[0]):
+        acc = np.empty(nx, dtype=y.dtype)
+        tmp = np.empty(nx, dtype=y.dtype)
+        _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+def advance_rows(y, v, y2, v2, nsteps, nchunks, cfg):
+    """Advance ``nsteps`` steps with rows split into ``nchunks`` parallel chunks per step.
+
+    For single large lattices. One parallel region per step: use for lattices large enough
+    that a step takes much longer than the region's start-up (tens of microseconds).
+    """
+    h = cfg.w.shape[0] // 2
+    ny = y.shape[1] - 2 * h
+    nx = y.shape[2] - 2 * h
+    for n in range(nsteps):
+        for b in range(y.shape[0]):
+            for c in prange(nchunks):
+                i0 = (c * ny) // nchunks
+                i1 = ((c + 1) * ny) // nchunks
+                acc = np.empty(nx, dtype=y.dtype)
+                tmp = np.empty(nx, dtype=y.dtype)
+                if n % 2 == 0:
+                    _rows(b, i0, i1, n, y, v, y2, v2, cfg, acc, tmp)
+                else:
+                    _rows(b, i0, i1, n, y2, v2, y, v, cfg, acc, tmp)
+            if n % 2 == 0:
+                fill_ghosts(y2, b, h, cfg.colmode)
+                fill_ghosts(v2, b, h, cfg.colmode)
+            else:
+                fill_ghosts(y, b, h, cfg.colmode)
+                fill_ghosts(v, b, h, cfg.colmode)
