@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from wavesim.analysis.pinwheels import pinwheels
+from wavesim.analysis.orientation_maps import pinwheels
 from wavesim.analysis.winding import find_singularities, plaquette_winding, wrap_phase
 from wavesim.maps import (
     estimate_wavelength,

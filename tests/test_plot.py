@@ -356,9 +356,9 @@ def test_plot_store_orientation_uses_pinwheel_analysis(tmp_path, monkeypatch):
         calls.append(t)
         return pw
 
-    fake = types.ModuleType("wavesim.analysis.pinwheels")
+    fake = types.ModuleType("wavesim.analysis.orientation_maps")
     fake.pinwheels = fake_pinwheels
-    monkeypatch.setitem(sys.modules, "wavesim.analysis.pinwheels", fake)
+    monkeypatch.setitem(sys.modules, "wavesim.analysis.orientation_maps", fake)
     out = wplot.plot_store(ds, "orientation", tmp_path / "map.png")
     assert out.exists() and len(calls) == 1
     xr.testing.assert_identical(calls[0], theta)

@@ -651,7 +651,10 @@ def plot_store(
         theta = _select_member(theta, member) if "member" in theta.dims else theta
         if "time" in theta.dims:
             theta = theta.isel(time=0)
-        from wavesim.analysis.pinwheels import pinwheels as find_pinwheels
+        if "orientation_selectivity" in ds.data_vars:  # |z|: needed for an unbiased wavelength
+            theta = theta.assign_coords(amplitude=ds["orientation_selectivity"])
+        theta.attrs["periodic"] = bool(ds.attrs.get("map_periodic", False))
+        from wavesim.analysis.orientation_maps import pinwheels as find_pinwheels
 
         plot_orientation_map(theta, pinwheels=find_pinwheels(theta), ax=ax)
     fig.savefig(out, dpi=dpi)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "pinwheels": "wavesim.analysis.pinwheels",
+    "pinwheels": "wavesim.analysis.orientation_maps",
     "plaquette_winding": "wavesim.analysis.winding",
     "estimate_wavelength": "wavesim.maps",
     "oscillator_phase": "wavesim.analysis.phase",

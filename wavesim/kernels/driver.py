@@ -12,7 +12,7 @@ from wavesim.models.oscillator import ResolvedParams
 #: Lattices with at least this many sites per member run row-parallel when there are fewer members
 #: than threads; smaller ones stay on one thread (a parallel region per step costs more than it
 #: saves, and collapses when another process holds a core).
-ROW_PARALLEL_MIN_SITES = 128 * 128
+ROW_PARALLEL_MIN_SITES = 256 * 256
 
 
 class PaddedState:
