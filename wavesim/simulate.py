@@ -40,7 +40,16 @@ def member_seeds(seed, members: int) -> list[np.random.SeedSequence]:
     Member ``b`` of a batch gets the same stream as running it alone with
     ``seeds=[member_seeds(seed, B)[b]]``, so a batch equals its members run one by one.
     """
-    return np.random.SeedSequence(seed).spawn(members)
+    return _substreams(np.random.SeedSequence(seed), members)
+
+
+def _substreams(seq: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
+    """Children of ``seq`` derived from its spawn key, without mutating ``seq`` (``spawn`` counts
+    the children it has handed out, so calling it twice on one object gives different streams)."""
+    return [
+        np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, i), pool_size=seq.pool_size)
+        for i in range(n)
+    ]
 
 
 class Simulator:
@@ -92,7 +101,7 @@ class Simulator:
             seeds = list(seed)
             if len(seeds) != self.members:
                 raise ValueError(f"seed: expected {self.members} SeedSequences, got {len(seeds)}")
-        streams = [s.spawn(2) for s in seeds]
+        streams = [_substreams(s, 2) for s in seeds]
         self.init_rngs = [np.random.default_rng(s[0]) for s in streams]
         self.noise_rngs = [np.random.default_rng(s[1]) for s in streams]
         self.step = 0
