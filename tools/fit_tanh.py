@@ -19,7 +19,10 @@ def fit(npd=4, nqd=4, clamp=CLAMP, iters=300):
     q = np.zeros(nqd)
     for _ in range(iters):
         a = np.hstack(
-            [x[:, None] * s[:, None] ** np.arange(npd + 1), -(t[:, None] * s[:, None] ** np.arange(1, nqd + 1))]
+            [
+                x[:, None] * s[:, None] ** np.arange(npd + 1),
+                -(t[:, None] * s[:, None] ** np.arange(1, nqd + 1)),
+            ]
         )
         qprev = 1 + (s[:, None] ** np.arange(1, nqd + 1)) @ q
         ww = w / np.abs(qprev)
