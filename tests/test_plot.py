@@ -361,7 +361,14 @@ def test_plot_store_orientation_uses_pinwheel_analysis(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wavesim.analysis.orientation_maps", fake)
     out = wplot.plot_store(ds, "orientation", tmp_path / "map.png")
     assert out.exists() and len(calls) == 1
-    xr.testing.assert_identical(calls[0], theta)
+    xr.testing.assert_equal(calls[0], theta)
+    assert calls[0].attrs["periodic"] is False  # no map_periodic attr in the store
+    # a stored selectivity |z| and the map's periodicity reach the analysis (unbiased wavelength)
+    amp = xr.full_like(theta, 0.5)
+    ds2 = ds.assign(orientation_selectivity=amp).assign_attrs(map_periodic=True)
+    wplot.plot_store(ds2, "orientation", tmp_path / "map2.png")
+    np.testing.assert_array_equal(calls[1].coords["amplitude"].values, amp.values)
+    assert calls[1].attrs["periodic"] is True
 
 
 def test_plot_store_errors_name_store_and_variable(tmp_path):
