@@ -130,12 +130,12 @@ def check_stability(rp: ResolvedParams, dt: float, *, source: str = "") -> float
     The message states the largest stable ``dt`` and ``dt * Omega_max``.
     """
     dt_max = max_stable_dt(rp)
-    if dt >= dt_max:
+    if dt > dt_max:
         where = f"{source}: " if source else ""
         raise StabilityError(
             f"{where}[run] dt = {dt:g} ms is beyond the linear stability limit of the "
             f"{rp.params.integrator} integrator on this lattice (dt * Omega_max = "
-            f"{dt * omega_max(rp):.4g}; symplectic Euler needs < 2 without damping). "
+            f"{dt * omega_max(rp):.4g}; the undamped limit is 2). "
             f"The largest stable dt is {dt_max:.6g} ms: use dt <= {0.95 * dt_max:.4g} ms."
         )
     return dt_max
