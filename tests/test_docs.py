@@ -98,9 +98,8 @@ def test_index_lists_existing_pages():
 def test_relative_links_resolve(page, target):
     file_part, _, anchor = target.partition("#")
     dest = (page.parent / file_part).resolve() if file_part else page
-    bench = ROOT / "benchmarks"
-    if not dest.exists() and bench in dest.parents and not any(bench.iterdir()):
-        pytest.skip("benchmarks/ has not landed yet")
+    if not dest.exists() and dest == ROOT / "benchmarks" / "README.md":
+        pytest.skip("benchmarks/README.md is written separately and has not landed yet")
     assert dest.exists(), f"{page.relative_to(ROOT)} links to missing {target}"
     if anchor and dest.suffix == ".md":
         assert anchor in anchors(dest), f"{page.relative_to(ROOT)}: no heading #{anchor} in {dest}"

@@ -168,7 +168,7 @@ class Simulator:
             if self.kernel.has_noise:
                 shape = (n, *self.lattice.shape)
                 xi = np.stack([r.standard_normal(shape, dtype=self.dtype) for r in self.noise_rngs])
-            self.kernel.advance(self.state, n, self.time, xi)
+            self.kernel.advance(self.state, n, self.time, xi, step0=self.step)
             self.step += n
             nsteps -= n
         self.timings["solve"] += time.perf_counter() - t0
@@ -399,7 +399,7 @@ def run(scenario, store, *, overwrite: bool = False, progress: bool = True,
     -------
     RunSummary
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from wavesim.recorders import Grid
     from wavesim.scenario import Scenario, load_scenario

@@ -157,13 +157,16 @@ class LatticeKernel:
     def has_noise(self) -> bool:
         return self._noise_scale is not None
 
-    def config(self, t0: float, nsteps: int, xi: np.ndarray | None = None) -> ko.KernelConfig:
+    def config(self, t0: float, nsteps: int, xi: np.ndarray | None = None, step0: int | None = None
+               ) -> ko.KernelConfig:  # fmt: skip
         """Kernel configuration for ``nsteps`` steps starting at time ``t0`` (ms).
 
         ``xi``: standard normal draws ``(members, nsteps, ny, nx)`` when the model has noise.
         """
         if self.drive.kind != ko.DRIVE_NONE:
-            t = t0 + self.dt * np.arange(nsteps)
+            # from the integer step when known, so drive times do not depend on block splits
+            t = (step0 + np.arange(nsteps)) * self.dt if step0 is not None else (
+                t0 + self.dt * np.arange(nsteps))  # fmt: skip
             kind, dcoef, dbasis = (
                 self.drive.kind,
                 *self.drive.kernel_arrays(
@@ -197,11 +200,12 @@ class LatticeKernel:
             return "rows"
         return "serial"
 
-    def advance(self, state: PaddedState, nsteps: int, t0: float, xi=None, mode: str | None = None):
+    def advance(self, state: PaddedState, nsteps: int, t0: float, xi=None, mode: str | None = None,
+                step0: int | None = None):  # fmt: skip
         """Advance ``state`` in place by ``nsteps`` steps starting at time ``t0``."""
         if nsteps <= 0:
             return
-        cfg = self.config(t0, nsteps, xi)
+        cfg = self.config(t0, nsteps, xi, step0)
         a, b, c, d = state.current
         mode = mode or self.mode()
         if mode == "serial":
