@@ -12,10 +12,11 @@ Usage::
     python benchmarks/bench_kernel.py --sizes 64 256 --threads 1 --dtype float64
 
 Timing: every figure is the best of ``--repeats`` timings, each of ~``--target`` seconds, after a
-warm-up call (JIT compilation is never timed). The damped lattice decays by
-``exp(-gamma*t/2)``; left running for thousands of steps its float32 state sinks into subnormal
-numbers, which halves the kernel's throughput. The timed steps are therefore split into chunks of
-at most ``CHUNK`` steps, each started from the same random normal state (the reset is not timed).
+warm-up call (JIT compilation is never timed). The damped lattice decays by ``exp(-gamma*t/2)``:
+from a random normal float32 state, after ~1,200 steps the square of the tanh argument underflows
+into subnormal numbers and the kernel slows down ~1.8x (~2.7x once the state itself is subnormal),
+until the state reaches zero. The timed steps are therefore split into chunks of at most ``CHUNK``
+steps, each started from the same random normal state (the reset is not timed).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ KERNEL_STREAMS = 5
 #: Streams counted per triad element: read b, c; write a (write-allocate not counted).
 TRIAD_STREAMS = 3
 #: Longest run of steps from one initial state. Amplitude after CHUNK steps:
-#: exp(-GAMMA * DT / 2 * 800) = exp(-25) ~ 1e-11, far above float32's smallest normal (1.2e-38).
+#: exp(-GAMMA * DT / 2 * 800) = exp(-25) ~ 1e-11 of the initial one, so the squares in the fast
+#: tanh (~1e-22) stay above float32's smallest normal (1.2e-38); the slowdown starts near 1e-19.
 CHUNK = 800
 #: Members of the batched row.
 BATCH_MEMBERS = 16
@@ -282,58 +284,81 @@ def check_error(ker: LatticeKernel, rp_np, y0, v0, nsteps: int = 10) -> float:
     return float(np.max(np.abs(st.y - y)))
 
 
-def measure_case(case: Case, threads, dtype, args, use_jax: bool) -> list[dict]:
-    """One table row per thread count for ``case``."""
+def measure_row(case: Case, t: int, rp, rp_np, y0, v0, np_rate: float, dtype, args, use_jax):
+    """One table row: ``case`` on ``t`` threads."""
     bytes_per_cell = KERNEL_STREAMS * dtype.itemsize
+    share = CpuShare()
+    ker = LatticeKernel(rp, DT, dtype, members=case.members, threads=t)
+    kt, first_call = time_kernel(ker, y0, v0, args.target, args.repeats)
+    ws = sum(b.nbytes for b in ker.new_state().bufs)
+    row = dict(
+        case=case.label,
+        n=case.n,
+        members=case.members,
+        threads=t,
+        mode=ker.mode(),
+        fused=ker.fused,
+        ws_mb=ws / 1e6,
+        kernel=kt.rate / 1e6,
+        kernel_steps=kt.steps,
+        kernel_s=kt.seconds,
+        first_call_s=first_call,
+        numpy=np_rate / 1e6,
+        err=check_error(ker, rp_np, y0, v0),
+    )
+    row["ratio_numpy"] = row["kernel"] / row["numpy"]
+    if case.standard:
+        bw = triad_bandwidth(ws, dtype, t, args.target, args.repeats)
+        row["triad_gbs"] = bw
+        row["roofline"] = bw * 1e9 / bytes_per_cell / 1e6
+        row["frac_roof"] = row["kernel"] / row["roofline"]
+        if (case.n, t) == ROOFLINE_TARGET_AT and case.members == 1:
+            row["roof_target"] = row["frac_roof"] >= ROOFLINE_TARGET
+        jax_rate, src = None, None
+        if use_jax:
+            jax_rate, src = run_jax(case.n, case.members, t, args.dtype, args.target, args.repeats)
+        if jax_rate is None and dtype == np.float32 and (case.jax_key, t) in JAX_PREVIOUS:
+            jax_rate = JAX_PREVIOUS[(case.jax_key, t)]
+            src = "previous" if src is None else f"previous; {src}"
+        if jax_rate is not None:
+            row["jax"], row["jax_source"] = jax_rate, src
+            row["ratio_jax"] = row["kernel"] / jax_rate
+            row["jax_target"] = row["ratio_jax"] >= JAX_FACTOR
+    row["others"] = share.others()
+    return row
+
+
+def measure_case(case: Case, threads, dtype, args, use_jax: bool) -> list[dict]:
+    """One table row per thread count for ``case``.
+
+    A row measured while other processes used more than ``args.busy`` of the CPU time is measured
+    again (up to ``args.retries`` times, after a pause); the least disturbed attempt is kept.
+    """
     lat = Lattice((case.n, case.n), dx=1.0)
     rp = case.params.resolved(lat)
     rp_np = numpy_params(rp, dtype)
     y0, v0 = initial_state(case.members, case.n, dtype)
-    np_timing = time_numpy(rp_np, y0, v0, args.target, args.repeats)  # numpy: 1 thread
+    np_rate = time_numpy(rp_np, y0, v0, args.target, args.repeats).rate  # numpy: 1 thread
     rows = []
     for t in threads:
-        share = CpuShare()
-        ker = LatticeKernel(rp, DT, dtype, members=case.members, threads=t)
-        kt, first_call = time_kernel(ker, y0, v0, args.target, args.repeats)
-        ws = sum(b.nbytes for b in ker.new_state().bufs)
-        row = dict(
-            case=case.label,
-            n=case.n,
-            members=case.members,
-            threads=t,
-            mode=ker.mode(),
-            fused=ker.fused,
-            ws_mb=ws / 1e6,
-            kernel=kt.rate / 1e6,
-            kernel_steps=kt.steps,
-            kernel_s=kt.seconds,
-            first_call_s=first_call,
-            numpy=np_timing.rate / 1e6,
-            err=check_error(ker, rp_np, y0, v0),
-        )
-        row["ratio_numpy"] = row["kernel"] / row["numpy"]
-        if case.standard:
-            bw = triad_bandwidth(ws, dtype, t, args.target, args.repeats)
-            row["triad_gbs"] = bw
-            row["roofline"] = bw * 1e9 / bytes_per_cell / 1e6
-            row["frac_roof"] = row["kernel"] / row["roofline"]
-            if (case.n, t) == ROOFLINE_TARGET_AT and case.members == 1:
-                row["roof_target"] = row["frac_roof"] >= ROOFLINE_TARGET
-            jax_rate, src = None, None
-            if use_jax:
-                jax_rate, src = run_jax(
-                    case.n, case.members, t, args.dtype, args.target, args.repeats
-                )
-            if jax_rate is None and dtype == np.float32 and (case.jax_key, t) in JAX_PREVIOUS:
-                jax_rate = JAX_PREVIOUS[(case.jax_key, t)]
-                src = "previous" if src is None else f"previous; {src}"
-            if jax_rate is not None:
-                row["jax"], row["jax_source"] = jax_rate, src
-                row["ratio_jax"] = row["kernel"] / jax_rate
-                row["jax_target"] = row["ratio_jax"] >= JAX_FACTOR
-        row["others"] = share.others()
-        rows.append(row)
-        print(f"#   measured {case.label}, {t} thread(s)", file=sys.stderr, flush=True)
+        best = None
+        for attempt in range(1 + args.retries):
+            if attempt:
+                time.sleep(args.retry_pause)
+            row = measure_row(case, t, rp, rp_np, y0, v0, np_rate, dtype, args, use_jax)
+            row["attempts"] = attempt + 1
+            if best is None or row["others"] < best["others"]:
+                best = row
+            print(
+                f"#   {case.label}, {t} thread(s): {row['kernel']:.0f} Mc/s, "
+                f"other processes {row['others']:.0%} of the CPU",
+                file=sys.stderr,
+                flush=True,
+            )
+            if row["others"] <= args.busy:
+                break
+        best["attempts"] = row["attempts"]
+        rows.append(best)
     return rows
 
 
@@ -490,6 +515,7 @@ COLUMNS = [
     (f">={JAX_FACTOR:g}xJAX", "", lambda r: _pass_fail(r.get("jax_target"))),
     ("err10", "", lambda r: fmt(r["err"], ".0e")),
     ("other", "CPU", lambda r: fmt(r["others"], ".0%")),
+    ("tries", "", lambda r: str(r["attempts"])),
 ]
 
 
@@ -524,6 +550,20 @@ def parse_args(argv=None):
     )
     ap.add_argument("--no-dram", action="store_true", help="skip the DRAM-sized triad line")
     ap.add_argument("--no-jax", action="store_true", help="do not measure JAX even if installed")
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="re-measure a row disturbed by other processes up to this many times "
+        "(default 3, --quick 0)",
+    )
+    ap.add_argument(
+        "--busy",
+        type=float,
+        default=0.05,
+        help="share of the CPU time used by other processes above which a row is disturbed",
+    )
+    ap.add_argument("--retry-pause", type=float, default=5.0, help="seconds to wait before a retry")
     ap.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     ap.add_argument(
         "--jax-worker",
@@ -535,6 +575,8 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if args.target is None:
         args.target = 0.05 if args.quick else 0.6
+    if args.retries is None:
+        args.retries = 0 if args.quick else 3
     if args.repeats is None:
         args.repeats = 2 if args.quick else 3
     if args.quick:
@@ -609,7 +651,8 @@ def main(argv=None) -> int:
     print(
         "numpy = wavesim.models.oscillator.reference_step (single-threaded; the same figure is "
         "shown for every thread count). err10 = max|y_kernel - y_numpy| after 10 steps. "
-        "other = share of the machine's CPU time used by other processes while the row ran."
+        "other = share of the machine's CPU time used by other processes while the row ran "
+        "(tries = measurements of the row; the least disturbed one is shown)."
     )
     for t, bw in dram.items():
         print(

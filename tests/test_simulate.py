@@ -230,3 +230,37 @@ def test_driven_run_does_not_depend_on_block_splits():
         b.advance(n)
     np.testing.assert_array_equal(a.y, b.y)
     assert np.abs(a.y).max() > 1e-3  # the drive did act
+
+
+def test_cli_ctrl_c_leaves_partial_store(tmp_path):
+    # a real SIGINT to a running `wavesim run`: exit code 130, a readable store, complete=false
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "int.zarr"
+    cmd = [sys.executable, "-m", "wavesim.cli", "run", str(SCENARIOS / "pinwheel_rotation.toml"),
+           "-o", str(out), "--quiet", "--set", "run.duration=100000.0",
+           "--set", "record.block=1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until at least two samples are on disk
+            if (out / "time" / "c" / "1").exists():
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "partial" in err
+    with pytest.warns(UserWarning):
+        ds = open_store(out)
+    assert ds.attrs["complete"] is False and "KeyboardInterrupt" in ds.attrs["error"]
+    assert ds.sizes["time"] >= 2
+    assert np.isfinite(ds["field"].values).all()

@@ -17,11 +17,15 @@ def _cmd_run(args) -> int:
         summary = run(scenario, args.output, overwrite=args.overwrite, progress=not args.quiet,
                       threads=args.threads)  # fmt: skip
     except KeyboardInterrupt:
-        summary = getattr(run, "last_summary", None)
-        done = f" after {summary.steps} steps" if summary else ""
-        print(f"wavesim: interrupted{done}; the store {args.output} is partial "
-              "(attribute complete = false) and holds every block recorded so far",
-              file=sys.stderr)  # fmt: skip
+        import zarr
+
+        try:
+            attrs = zarr.open_group(str(args.output), mode="r").attrs
+            done = f" (the store holds samples up to step {attrs.get('steps_done')})"
+        except Exception:  # the store may not exist if the interrupt came first
+            done = ""
+        print(f"wavesim: interrupted; the store {args.output} is partial "
+              f"(attribute complete = false){done}", file=sys.stderr)  # fmt: skip
         return 130
     if not args.quiet:
         print(summary)

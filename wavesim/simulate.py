@@ -438,18 +438,13 @@ def run(scenario, store, *, overwrite: bool = False, progress: bool = True,
     )  # fmt: skip
     sim.compile()
     bar = tqdm(total=nsteps, unit="step", disable=not progress, desc=scenario.meta.name)
-    complete = False
     try:
         with writer:
             sim.run(nsteps, writer, trackers=trackers, progress=bar)
             writer.update_attrs(steps_done=sim.step)
-        complete = True
     finally:
         bar.close()
-        wall = time.perf_counter() - t_start
-        summary = RunSummary(
-            Path(store), sim.step, sim.members, lat.ny * lat.nx, wall, sim.timings["compile"],
-            sim.timings["solve"], sim.timings["record"], complete,
-        )  # fmt: skip
-        run.last_summary = summary
-    return summary
+    return RunSummary(
+        Path(store), sim.step, sim.members, lat.ny * lat.nx, time.perf_counter() - t_start,
+        sim.timings["compile"], sim.timings["solve"], sim.timings["record"], True,
+    )  # fmt: skip
