@@ -594,12 +594,6 @@ def main(argv=None) -> int:
     itemsize = dtype.itemsize
     bytes_per_cell = KERNEL_STREAMS * itemsize
     max_threads = numba.config.NUMBA_NUM_THREADS
-    threads = []
-    for t in args.threads:
-        if 1 <= t <= max_threads:
-            threads.append(t)
-        else:
-            print(f"# skipping {t} threads: NUMBA_NUM_THREADS = {max_threads}")
     use_jax = jax_available() and not args.no_jax
     load0 = os.getloadavg()
     whole_run = CpuShare()
@@ -620,6 +614,12 @@ def main(argv=None) -> int:
         f"{TRIAD_STREAMS} x {itemsize} B per element, write-allocate NOT counted"
     )
 
+    threads = []
+    for t in args.threads:
+        if 1 <= t <= max_threads:
+            threads.append(t)
+        else:
+            print(f"# skipping {t} threads: NUMBA_NUM_THREADS = {max_threads}")
     rng = np.random.default_rng(0)
     cases = make_cases(args, rng)
     rows = []
