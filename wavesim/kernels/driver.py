@@ -137,7 +137,8 @@ class LatticeKernel:
             and self.drive.kind == ko.DRIVE_NONE and p.noise == 0 and not has_mask
         )  # fmt: skip
         if fused:
-            w_mode = ko.W_FUSED3
+            corners = p.w[0, 0] == p.w[0, 2] == p.w[2, 0] == p.w[2, 2] == 0
+            w_mode = ko.W_FUSED5 if corners else ko.W_FUSED3
         self._static = dict(
             colmode=self.colmode, w_mode=w_mode, w=p.w.astype(self.dtype),
             w_site=w_site, wv_mode=wv_mode, wv=wv, wv_site=wv_site, act=act,
@@ -151,7 +152,7 @@ class LatticeKernel:
     @property
     def fused(self) -> bool:
         """True when the single-pass fast path runs (uniform 3x3, scalars, no drive/noise/mask)."""
-        return self._static["w_mode"] == ko.W_FUSED3
+        return self._static["w_mode"] in (ko.W_FUSED3, ko.W_FUSED5)
 
     @property
     def has_noise(self) -> bool:

@@ -21,6 +21,7 @@ ping-pong; the drivers leave the newest state in ``(y, v)`` when ``nsteps`` is e
 
 ``error_model="numpy"`` matters: under numba's default Python error model every float division
 carries a ZeroDivisionError check, which stops LLVM from vectorizing the fast-tanh loop (8x).
+Subnormals are flushed to zero while a kernel runs (:mod:`wavesim.kernels.fpenv`).
 
 All floating-point constants arrive as arrays of the state dtype (``cfg.scal``), or are typed
 per dtype at compile time (fast tanh), so a float32 kernel never promotes to float64. Hot loops
@@ -35,6 +36,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
+from wavesim.kernels.fpenv import flush_subnormals, restore_fpenv
 from wavesim.kernels.tanh import fast_tanh
 
 #: fastmath flags: contraction to FMA, reciprocal, signed zeros. Not nnan/ninf: blow-ups must stay
@@ -47,6 +49,7 @@ ACT_LINEAR = 1
 ACT_EXACT_TANH = 2
 # Stencil codes.
 W_FUSED3 = 0  # uniform 3x3 stencil, fused single-pass row update (the fast path)
+W_FUSED5 = 3  # the same with zero corners (5-point stencils such as the Laplacian)
 W_UNIFORM = 1  # uniform k x k stencil, staged
 W_SITE = 2  # per-site weights (orientation-modulated coupling), staged
 # Velocity-stencil codes.
@@ -114,13 +117,35 @@ def fill_ghosts(a, b, h, colmode):
             a[b, ny + h + j, :] = a[b, ny + h - 1 - j, :]
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def _sum9(ra, rb, rc, x, wt):
+    return (
+        wt[0] * ra[x] + wt[1] * ra[x + 1] + wt[2] * ra[x + 2]
+        + wt[3] * rb[x] + wt[4] * rb[x + 1] + wt[5] * rb[x + 2]
+        + wt[6] * rc[x] + wt[7] * rc[x + 1] + wt[8] * rc[x + 2]
+    )  # fmt: skip
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def _sum5(ra, rb, rc, x, wt):
+    return (
+        wt[1] * ra[x + 1]
+        + wt[3] * rb[x]
+        + wt[4] * rb[x + 1]
+        + wt[5] * rb[x + 2]
+        + wt[7] * rc[x + 1]
+    )
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg):
     """Fast path over interior rows ``[i0, i1)``: uniform 3x3 stencil, scalar parameters.
 
     The rows are processed as one flat loop over the padded row-major buffer (ghost columns in
     between are computed too and overwritten by :func:`fill_ghosts`), through slice views whose
-    indices are provably non-negative, so LLVM vectorizes it.
+    indices are provably non-negative, so LLVM vectorizes it. A stencil whose corners are zero
+    (the 5-point Laplacian) skips them (``W_FUSED5``). One explicit loop per (stencil,
+    activation): LLVM does not reliably unswitch such branches out of a vectorized loop.
     """
     npx = ys.shape[2]
     yf = ys[b].reshape(-1)
@@ -130,9 +155,7 @@ def _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg):
     p0 = (1 + i0) * npx + 1
     p1 = (1 + i1) * npx - 1
     w = cfg.w
-    w00, w01, w02 = w[0, 0], w[0, 1], w[0, 2]
-    w10, w11, w12 = w[1, 0], w[1, 1], w[1, 2]
-    w20, w21, w22 = w[2, 0], w[2, 1], w[2, 2]
+    wt = (w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1], w[1, 2], w[2, 0], w[2, 1], w[2, 2])
     al = cfg.scal[0]
     be = cfg.scal[1]
     de = cfg.scal[2]
@@ -145,39 +168,38 @@ def _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg):
     yw = yo[p0:]
     vw = vo[p0:]
     n = p1 - p0
-    if cfg.act == ACT_FAST_TANH:
-        for x in range(n):
-            s = (
-                w00 * ra[x] + w01 * ra[x + 1] + w02 * ra[x + 2]
-                + w10 * rb[x] + w11 * rb[x + 1] + w12 * rb[x + 2]
-                + w20 * rc[x] + w21 * rc[x + 1] + w22 * rc[x + 2]
-                + bias
-            )  # fmt: skip
-            vn = al * vb[x] + be * fast_tanh(s) - de * rb[x + 1]
-            vw[x] = vn
-            yw[x] = rb[x + 1] + dt * vn
-    elif cfg.act == ACT_LINEAR:
-        for x in range(n):
-            s = (
-                w00 * ra[x] + w01 * ra[x + 1] + w02 * ra[x + 2]
-                + w10 * rb[x] + w11 * rb[x + 1] + w12 * rb[x + 2]
-                + w20 * rc[x] + w21 * rc[x + 1] + w22 * rc[x + 2]
-                + bias
-            )  # fmt: skip
-            vn = al * vb[x] + be * s - de * rb[x + 1]
-            vw[x] = vn
-            yw[x] = rb[x + 1] + dt * vn
+    if cfg.w_mode == W_FUSED5:
+        if cfg.act == ACT_FAST_TANH:
+            for x in range(n):
+                vn = al * vb[x] + be * fast_tanh(_sum5(ra, rb, rc, x, wt) + bias) - de * rb[x + 1]
+                vw[x] = vn
+                yw[x] = rb[x + 1] + dt * vn
+        elif cfg.act == ACT_LINEAR:
+            for x in range(n):
+                vn = al * vb[x] + be * (_sum5(ra, rb, rc, x, wt) + bias) - de * rb[x + 1]
+                vw[x] = vn
+                yw[x] = rb[x + 1] + dt * vn
+        else:
+            for x in range(n):
+                vn = al * vb[x] + be * np.tanh(_sum5(ra, rb, rc, x, wt) + bias) - de * rb[x + 1]
+                vw[x] = vn
+                yw[x] = rb[x + 1] + dt * vn
     else:
-        for x in range(n):
-            s = (
-                w00 * ra[x] + w01 * ra[x + 1] + w02 * ra[x + 2]
-                + w10 * rb[x] + w11 * rb[x + 1] + w12 * rb[x + 2]
-                + w20 * rc[x] + w21 * rc[x + 1] + w22 * rc[x + 2]
-                + bias
-            )  # fmt: skip
-            vn = al * vb[x] + be * np.tanh(s) - de * rb[x + 1]
-            vw[x] = vn
-            yw[x] = rb[x + 1] + dt * vn
+        if cfg.act == ACT_FAST_TANH:
+            for x in range(n):
+                vn = al * vb[x] + be * fast_tanh(_sum9(ra, rb, rc, x, wt) + bias) - de * rb[x + 1]
+                vw[x] = vn
+                yw[x] = rb[x + 1] + dt * vn
+        elif cfg.act == ACT_LINEAR:
+            for x in range(n):
+                vn = al * vb[x] + be * (_sum9(ra, rb, rc, x, wt) + bias) - de * rb[x + 1]
+                vw[x] = vn
+                yw[x] = rb[x + 1] + dt * vn
+        else:
+            for x in range(n):
+                vn = al * vb[x] + be * np.tanh(_sum9(ra, rb, rc, x, wt) + bias) - de * rb[x + 1]
+                vw[x] = vn
+                yw[x] = rb[x + 1] + dt * vn
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -282,7 +304,7 @@ def _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc, tmp):
     """Update interior rows ``[i0, i1)`` of member ``b`` (ghosts of the output not refreshed)."""
-    if cfg.w_mode == W_FUSED3:
+    if cfg.w_mode == W_FUSED3 or cfg.w_mode == W_FUSED5:
         _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg)
     else:
         for i in range(i0, i1):
@@ -291,6 +313,7 @@ def _rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc, tmp):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp):
+    old = flush_subnormals()
     h = cfg.w.shape[0] // 2
     ny = y.shape[1] - 2 * h
     for n in range(nsteps):
@@ -302,6 +325,7 @@ def _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp):
             _rows(b, 0, ny, n, y2, v2, y, v, cfg, acc, tmp)
             fill_ghosts(y, b, h, cfg.colmode)
             fill_ghosts(v, b, h, cfg.colmode)
+    restore_fpenv(old)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -341,10 +365,12 @@ def advance_rows(y, v, y2, v2, nsteps, nchunks, cfg):
                 i1 = ((c + 1) * ny) // nchunks
                 acc = np.empty(nx, dtype=y.dtype)
                 tmp = np.empty(nx, dtype=y.dtype)
+                old = flush_subnormals()
                 if n % 2 == 0:
                     _rows(b, i0, i1, n, y, v, y2, v2, cfg, acc, tmp)
                 else:
                     _rows(b, i0, i1, n, y2, v2, y, v, cfg, acc, tmp)
+                restore_fpenv(old)
             if n % 2 == 0:
                 fill_ghosts(y2, b, h, cfg.colmode)
                 fill_ghosts(v2, b, h, cfg.colmode)
