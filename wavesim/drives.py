@@ -39,20 +39,18 @@ class Drive:
         """The drive field ``u(x, t)`` (ny, nx), straight from its formula."""
         return np.zeros(lattice.shape)
 
-    def kernel_arrays(self, lattice, theta, t, gain, dtype):
-        """``(kind, coefficients * gain, basis)`` in the kernel's dtype."""
-        coef = np.asarray(self.coefficients(np.asarray(t, dtype=float)), dtype=float)
+    def kernel_coefficients(self, t, gain: float, dtype) -> np.ndarray:
+        """Per-step coefficients ``(len(t), m)`` for the kernel, gain folded in, in ``dtype``.
+
+        The spatial basis does not change during a run: the kernel builds it once with
+        :meth:`basis`; only these coefficients are computed per block of steps.
+        """
+        coef = np.array(self.coefficients(np.asarray(t, dtype=float)), dtype=float)
         if self.kind == DRIVE_LINEAR:
-            coef = coef * gain
+            coef *= gain
         elif self.kind == DRIVE_EXP:
-            coef = coef.copy()
             coef[:, 0] *= gain
-        basis = self.basis(lattice, theta)
-        return (
-            self.kind,
-            np.ascontiguousarray(coef, dtype=dtype),
-            np.ascontiguousarray(basis, dtype=dtype),
-        )
+        return np.ascontiguousarray(coef, dtype=dtype)
 
 
 def _active(t, onset, duration=None, period=None):

@@ -168,12 +168,8 @@ class LatticeKernel:
             # from the integer step when known, so drive times do not depend on block splits
             t = (step0 + np.arange(nsteps)) * self.dt if step0 is not None else (
                 t0 + self.dt * np.arange(nsteps))  # fmt: skip
-            kind, dcoef, dbasis = (
-                self.drive.kind,
-                *self.drive.kernel_arrays(
-                    self.rp.lattice, self.rp.params.theta, t, self.rp.params.gain, self.dtype
-                )[1:],
-            )
+            kind, dbasis = self.drive.kind, self.drive_basis
+            dcoef = self.drive.kernel_coefficients(t, self.rp.params.gain, self.dtype)
         else:
             kind, (dcoef, dbasis) = ko.DRIVE_NONE, self._no_drive
         if self.has_noise:
