@@ -107,10 +107,3 @@ class Lattice:
         depth = np.minimum.reduce([xx, self.x[-1] - xx, yy, self.y[-1] - yy])
         u = np.clip((self.sponge_width - depth) / self.sponge_width, 0.0, 1.0)
         return self.sponge_damping * u**2 * (3 - 2 * u)
-
-    def coords(self) -> dict:
-        """Coordinates for xarray objects, with units."""
-        return {
-            "y": ("y", self.y, {"units": "mm", "long_name": "row position"}),
-            "x": ("x", self.x, {"units": "mm", "long_name": "column position"}),
-        }

@@ -522,19 +522,9 @@ def animate(
 
 
 def _open_store(path: Path) -> xr.Dataset:
-    if not path.exists():
-        raise FileNotFoundError(f"store {str(path)!r} does not exist")
-    try:
-        from wavesim.store import open_store
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("wavesim.store",):
-            raise
-        open_store = None
-    if open_store is not None:
-        return open_store(path)
-    if path.is_dir() or path.suffix == ".zarr":
-        return xr.open_zarr(path)
-    return xr.open_dataset(path)
+    from wavesim.store import open_store
+
+    return open_store(path)
 
 
 def _store_name(ds: xr.Dataset, path: Path | None) -> str:

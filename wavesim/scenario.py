@@ -558,15 +558,11 @@ class Scenario:
             return None
         om2 = self.model.omega2
         om2_max = float(np.max(om2.load())) if isinstance(om2, FileRef) else float(om2)
-        ny, nx = self.lattice.shape
-        k = w.shape[0]
-        h = k // 2
-        padded = np.zeros((ny, nx))
-        for r in range(k):
-            for c in range(k):
-                padded[(r - h) % ny, (c - h) % nx] += w[r, c]
-        what = np.fft.fft2(padded)
-        omega_max2 = om2_max - float(np.min(what.real))
+        from wavesim.coupling import stencil_symbol
+
+        ny, nx, dx = *self.lattice.shape, self.lattice.dx
+        kx, ky = np.meshgrid(2 * np.pi * np.fft.fftfreq(nx, dx), 2 * np.pi * np.fft.fftfreq(ny, dx))
+        omega_max2 = om2_max - float(np.min(stencil_symbol(w, kx, ky, dx).real))
         return self.run.dt * math.sqrt(max(omega_max2, 0.0))
 
     def resolve_path(self, path: str | FileRef) -> Path:
