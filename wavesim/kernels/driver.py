@@ -53,6 +53,15 @@ class PaddedState:
                 ko.fill_ghosts(dst, b, self.h, colmode)
 
 
+def _coupling_arrays(w, modulation, dtype):
+    """``(mode, w, w_site)`` of a stencil: uniform weights, or per-site weights ``w[o] * m_o``
+    when an orientation modulation is given. (``W_UNIFORM == WV_UNIFORM``, ``W_SITE == WV_SITE``.)
+    """
+    if modulation is None:
+        return ko.W_UNIFORM, w.astype(dtype), np.zeros((1, 1, 1), dtype)
+    return ko.W_SITE, w.astype(dtype), (w.reshape(-1)[:, None, None] * modulation).astype(dtype)
+
+
 class LatticeKernel:
     """A lattice bound to its compiled step.
 
@@ -84,26 +93,14 @@ class LatticeKernel:
         self.threads = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS))
         lat = rp.lattice
         p = rp.params
-        dt_ = self.dtype.type
         k = p.k
         self.h = k // 2
         self.colmode = ko.COL_PERIODIC if lat.periodic else ko.COL_REFLECT
-        unused3 = np.zeros((1, 1, 1), self.dtype)
-        # position coupling
-        if rp.modulation is not None:
-            w_mode = ko.W_SITE
-            w_site = (p.w.reshape(-1)[:, None, None] * rp.modulation).astype(self.dtype)
-        else:
-            w_mode = ko.W_UNIFORM
-            w_site = unused3
-        # velocity coupling
+        w_mode, w, w_site = _coupling_arrays(p.w, rp.modulation, self.dtype)
         if p.wv is None:
-            wv_mode, wv, wv_site = ko.WV_NONE, np.zeros((k, k), self.dtype), unused3
-        elif rp.modulation is not None:
-            wv_mode, wv = ko.WV_SITE, p.wv.astype(self.dtype)
-            wv_site = (p.wv.reshape(-1)[:, None, None] * rp.modulation).astype(self.dtype)
+            wv_mode, wv, wv_site = ko.WV_NONE, np.zeros((k, k), self.dtype), w_site[:1, :1, :1]
         else:
-            wv_mode, wv, wv_site = ko.WV_UNIFORM, p.wv.astype(self.dtype), unused3
+            wv_mode, wv, wv_site = _coupling_arrays(p.wv, rp.modulation, self.dtype)
         # per-site or scalar update coefficients
         gamma, omega2, bias = rp.gamma, rp.omega2, rp.bias
         g = np.asarray(gamma, float)
@@ -140,12 +137,12 @@ class LatticeKernel:
             corners = p.w[0, 0] == p.w[0, 2] == p.w[2, 0] == p.w[2, 2] == 0
             w_mode = ko.W_FUSED5 if corners else ko.W_FUSED3
         self._static = dict(
-            colmode=self.colmode, w_mode=w_mode, w=p.w.astype(self.dtype),
+            colmode=self.colmode, w_mode=w_mode, w=w,
             w_site=w_site, wv_mode=wv_mode, wv=wv, wv_site=wv_site, act=act,
             uniform=uniform, scal=scal, site=site,
             has_mask=has_mask, mask=mask,
         )  # fmt: skip
-        self._noise_scale = dt_(p.noise / np.sqrt(self.dt)) if p.noise > 0 else None
+        self._noise_scale = self.dtype.type(p.noise / np.sqrt(self.dt)) if p.noise > 0 else None
         self._no_drive = (np.zeros((1, 1), self.dtype), np.zeros((1, 1, 1), self.dtype))
         self._no_noise = np.zeros((1, 1, 1, 1), self.dtype)
 
