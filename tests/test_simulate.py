@@ -264,3 +264,22 @@ def test_cli_ctrl_c_leaves_partial_store(tmp_path):
     assert ds.attrs["complete"] is False and "KeyboardInterrupt" in ds.attrs["error"]
     assert ds.sizes["time"] >= 2
     assert np.isfinite(ds["field"].values).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_state_finiteness_check(dtype):
+    # the compiled blow-up check sees NaN and inf anywhere in y or v, and nothing else
+    from wavesim.kernels.driver import PaddedState
+
+    st = PaddedState(2, (20, 30), 1, dtype)
+    rng = np.random.default_rng(1)
+    st.set(rng.normal(size=(2, 20, 30)), rng.normal(size=(2, 20, 30)), 0)
+    assert st.finite()
+    st.y[1, 19, 29] = np.nan
+    assert not st.finite()
+    st.y[1, 19, 29] = 0.0
+    st.v[0, 0, 0] = -np.inf
+    assert not st.finite()
+    st.v[0, 0, 0] = np.finfo(dtype).max  # the largest finite value is finite
+    st.y[0, 5, 5] = np.finfo(dtype).smallest_subnormal
+    assert st.finite()

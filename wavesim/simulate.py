@@ -24,6 +24,9 @@ from wavesim.stability import check_stability
 #: Upper bound on the noise drawn per kernel call (bytes): noise is drawn per block, never for a
 #: whole run.
 NOISE_BLOCK_BYTES = 32 * 2**20
+#: Steps between the state snapshots that a blow-up is replayed from (a snapshot copies the state;
+#: a replay, on failure only, re-runs at most this many steps one at a time).
+SNAPSHOT_STEPS = 1000
 
 
 class BlowUpError(FloatingPointError):
@@ -179,14 +182,14 @@ class Simulator:
         With ``since = snapshot()`` taken at an earlier finite state, the steps after it are
         replayed one by one to report the exact first non-finite step and site.
         """
-        if np.isfinite(self.y).all() and np.isfinite(self.v).all():
+        if self.state.finite():
             return
         if since is not None:
             end = self.step
             self.restore(since)
             while self.step < end:
                 self.advance(1)
-                if not (np.isfinite(self.y).all() and np.isfinite(self.v).all()):
+                if not self.state.finite():
                     break
         bad = ~(np.isfinite(self.y) & np.isfinite(self.v))
         b, i, j = (int(a[0]) for a in np.nonzero(bad))
@@ -239,7 +242,7 @@ class Simulator:
                 self.check_finite(since=snap)
             if writer is not None:
                 self._record(writer)
-            if check_finite:
+            if check_finite and self.step - snap[0] >= SNAPSHOT_STEPS:
                 snap = self.snapshot()
             if progress is not None:
                 progress.update(self.step - before)

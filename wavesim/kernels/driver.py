@@ -45,6 +45,15 @@ class PaddedState:
     def v(self) -> np.ndarray:
         return self._interior(self.current[1])
 
+    def finite(self) -> bool:
+        """True when the whole state (ghosts included, which copy the interior) is finite."""
+        y, v = self.current[:2]
+        if y.dtype == np.float32:
+            bits, exponent = np.uint32, np.uint32(0x7F800000)
+        else:
+            bits, exponent = np.uint64, np.uint64(0x7FF0000000000000)
+        return ko.count_nonfinite(y.view(bits), v.view(bits), exponent) == 0
+
     def set(self, y, v, colmode: int):
         """Load ``(members, ny, nx)`` positions and velocities and fill the ghost frame."""
         for dst, src in zip(self.current[:2], (y, v), strict=True):

@@ -89,6 +89,24 @@ KernelConfig = namedtuple(
 )
 
 
+@njit(cache=True, error_model="numpy")
+def count_nonfinite(bits_a, bits_b, exponent):
+    """Number of NaN/inf elements in two float arrays given as unsigned-integer views.
+
+    A float is NaN or inf exactly when its exponent bits are all ones (``exponent`` is that mask:
+    ``0x7F800000`` for float32, ``0x7FF0000000000000`` for float64). An integer test cannot be
+    rewritten by floating-point optimisations, and the integer sum vectorizes.
+    """
+    n = 0
+    af = bits_a.reshape(-1)
+    bf = bits_b.reshape(-1)
+    for i in range(af.shape[0]):
+        n += (af[i] & exponent) == exponent
+    for i in range(bf.shape[0]):
+        n += (bf[i] & exponent) == exponent
+    return n
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def fill_ghosts(a, b, h, colmode):
     """Refresh the ghost frame (width ``h``) of member ``b`` of a padded array from its interior.
