@@ -169,8 +169,9 @@ class Simulator:
             n = self._noise_block(nsteps)
             xi = None
             if self.kernel.has_noise:
-                shape = (n, *self.lattice.shape)
-                xi = np.stack([r.standard_normal(shape, dtype=self.dtype) for r in self.noise_rngs])
+                xi = np.empty((self.members, n, *self.lattice.shape), dtype=self.dtype)
+                for b, rng in enumerate(self.noise_rngs):
+                    rng.standard_normal(dtype=self.dtype, out=xi[b])
             self.kernel.advance(self.state, n, self.time, xi, step0=self.step)
             self.step += n
             nsteps -= n
