@@ -36,12 +36,12 @@ def check_stencil(w, name: str = "stencil") -> np.ndarray:
     return w
 
 
-def orientation_modulation(theta: np.ndarray, k: int, kappa: float, lattice: Lattice) -> np.ndarray:
-    """Per-site, per-offset factors ``exp(kappa * (cos 2(theta_i - theta_j) - 1))``.
+def orientation_similarity(theta: np.ndarray, k: int, lattice: Lattice) -> np.ndarray:
+    """Per-site, per-offset ``cos 2(theta_i - theta_j) - 1`` (in [-2, 0]; NaN without orientation).
 
-    Returns an array ``(k*k, ny, nx)``; entry ``[oy*k + ox, i, x]`` belongs to the neighbour at
-    offset ``(oy - k//2, ox - k//2)`` of site ``(i, x)``. NaN orientations (outside a measured map)
-    give factor 0 (no coupling through sites without an orientation).
+    The exponent of :func:`orientation_modulation` divided by ``kappa`` (also its derivative with
+    respect to ``kappa`` divided by the modulation). Returns an array ``(k*k, ny, nx)`` laid out
+    like :func:`orientation_modulation`; entries that involve a NaN orientation are NaN.
     """
     theta = np.asarray(theta, dtype=float)
     if theta.shape != lattice.shape:
@@ -53,9 +53,19 @@ def orientation_modulation(theta: np.ndarray, k: int, kappa: float, lattice: Lat
     for oy in range(k):
         for ox in range(k):
             neighbour = pad[oy : oy + ny, ox : ox + nx]
-            m = np.exp(kappa * (np.cos(2 * (theta - neighbour)) - 1))
-            out[oy * k + ox] = np.where(np.isfinite(m), m, 0.0)
+            out[oy * k + ox] = np.cos(2 * (theta - neighbour)) - 1
     return out
+
+
+def orientation_modulation(theta: np.ndarray, k: int, kappa: float, lattice: Lattice) -> np.ndarray:
+    """Per-site, per-offset factors ``exp(kappa * (cos 2(theta_i - theta_j) - 1))``.
+
+    Returns an array ``(k*k, ny, nx)``; entry ``[oy*k + ox, i, x]`` belongs to the neighbour at
+    offset ``(oy - k//2, ox - k//2)`` of site ``(i, x)``. NaN orientations (outside a measured map)
+    give factor 0 (no coupling through sites without an orientation).
+    """
+    m = np.exp(kappa * orientation_similarity(theta, k, lattice))
+    return np.where(np.isfinite(m), m, 0.0)
 
 
 def stencil_symbol(w: np.ndarray, kx: np.ndarray, ky: np.ndarray, dx: float) -> np.ndarray:

@@ -240,9 +240,12 @@ def _accumulate_stencil(acc, src, b, i, mode, w, w_site):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp):
-    """Staged row update for every configuration (per-site maps, drive, noise, mask)."""
-    h = cfg.w.shape[0] // 2
+def preactivation_row(b, i, n, ys, vs, cfg, acc, tmp):
+    """``acc[x] = s`` of row ``i``: bias + couplings + drive (the argument of sigma).
+
+    For ``DRIVE_EXP`` drives ``tmp`` is left holding the exponent ``sum_m c[n, m] * basis[m]``
+    (the adjoint kernels reuse it). Shared by the forward and the adjoint kernels.
+    """
     nx = acc.shape[0]
     # 1. bias
     if cfg.uniform:
@@ -277,6 +280,15 @@ def _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp):
                     tmp[x] += c * bm[x]
             for x in range(nx):
                 acc[x] += c0 * np.exp(tmp[x])
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp):
+    """Staged row update for every configuration (per-site maps, drive, noise, mask)."""
+    h = cfg.w.shape[0] // 2
+    nx = acc.shape[0]
+    # 1-3. bias, couplings, drive
+    preactivation_row(b, i, n, ys, vs, cfg, acc, tmp)
     # 4. activation
     if cfg.act == ACT_FAST_TANH:
         for x in range(nx):
