@@ -112,131 +112,143 @@ def fold_ghosts(a, b, h, colmode):
 
 
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
-def _scatter_stencil(b, i, src, dst, g, w, w_site, mod, dmod, site_mode, want_kappa, gw, gk):
-    """dst[i+o] += W_o(i) g;  gw[o] += sum g M_o src[i+o];  gk[o] += sum g P_o src[i+o]."""
+def _scatter_stencil(b, i0, i1, src, dst, g, w, w_site, mod, dmod, site_mode, want_kappa, gw, gk):
+    """For rows ``[i0, i1)``: dst[i+o] += W_o(i) g;  gw[o] += sum g M_o src[i+o];
+    gk[o] += sum g P_o src[i+o]  (``g`` is the block's ``(rows, nx)`` adjoint of s)."""
     k = w.shape[0]
-    nx = g.shape[0]
-    for oy in range(k):
-        srow = src[b, i + oy]
-        drow = dst[b, i + oy]
-        for ox in range(k):
-            o = oy * k + ox
-            if site_mode:
-                ws = w_site[o, i]
-                ms = mod[o, i]
-                sw = 0.0
-                for x in range(nx):
-                    drow[x + ox] += ws[x] * g[x]
-                    sw += g[x] * ms[x] * srow[x + ox]
-                gw[b, o] += sw
-                if want_kappa:
-                    ps = dmod[o, i]
-                    sk = 0.0
+    nx = g.shape[1]
+    zero = g[0, 0] - g[0, 0]
+    for i in range(i0, i1):
+        r = i - i0
+        for oy in range(k):
+            for ox in range(k):
+                o = oy * k + ox
+                if site_mode:
+                    sw = zero
+                    sk = zero
+                    if want_kappa:
+                        for x in range(nx):
+                            gs = g[r, x]
+                            dst[b, i + oy, x + ox] += w_site[o, i, x] * gs
+                            t = gs * src[b, i + oy, x + ox]
+                            sw += t * mod[o, i, x]
+                            sk += t * dmod[o, i, x]
+                        gk[b, o] += sk
+                    else:
+                        for x in range(nx):
+                            gs = g[r, x]
+                            dst[b, i + oy, x + ox] += w_site[o, i, x] * gs
+                            sw += gs * mod[o, i, x] * src[b, i + oy, x + ox]
+                    gw[b, o] += sw
+                else:
+                    wo = w[oy, ox]
+                    sw = zero
                     for x in range(nx):
-                        sk += g[x] * ps[x] * srow[x + ox]
-                    gk[b, o] += sk
-            else:
-                wo = w[oy, ox]
-                sw = 0.0
-                for x in range(nx):
-                    drow[x + ox] += wo * g[x]
-                    sw += g[x] * srow[x + ox]
-                gw[b, o] += sw
+                        gs = g[r, x]
+                        dst[b, i + oy, x + ox] += wo * gs
+                        sw += gs * src[b, i + oy, x + ox]
+                    gw[b, o] += sw
 
 
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
-def _row_adjoint(b, i, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt):
-    """Reverse of the update of row ``i`` at local step ``n`` (state ``ys, vs`` before the step)."""
+def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt):
+    """Reverse of the update of rows ``[i0, i1)`` at local step ``n`` (``ys, vs``: the state
+    before the step). Scratch ``acc, tmp, g, lt``: ``(block_rows(nx), nx)``."""
     gw, gk, gwv, gkv, dc, sums, site_sums = out
     h = cfg.w.shape[0] // 2
-    nx = acc.shape[0]
-    ko.preactivation_row(b, i, n, ys, vs, cfg, acc, tmp)
+    nx = acc.shape[1]
+    nr = i1 - i0
+    ko.preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp)
     # sigma and sigma' (acc <- a, g <- sigma')
     if cfg.act == ko.ACT_FAST_TANH:
-        for x in range(nx):
-            s = acc[x]
-            g[x] = fast_tanh_grad(s)
-            acc[x] = fast_tanh(s)
+        for r in range(nr):
+            for x in range(nx):
+                s = acc[r, x]
+                g[r, x] = fast_tanh_grad(s)
+                acc[r, x] = fast_tanh(s)
     elif cfg.act == ko.ACT_EXACT_TANH:
-        for x in range(nx):
-            t = np.tanh(acc[x])
-            acc[x] = t
-            g[x] = 1 - t * t
+        for r in range(nr):
+            for x in range(nx):
+                t = np.tanh(acc[r, x])
+                acc[r, x] = t
+                g[r, x] = 1 - t * t
     else:
-        for x in range(nx):
-            g[x] = 1
+        for r in range(nr):
+            for x in range(nx):
+                g[r, x] = 1
     if cfg.has_noise:
-        nz = cfg.noise[b, n, i]
-        for x in range(nx):
-            acc[x] += nz[x]
-    dt = cfg.scal[4]
-    yb = ys[b, i + h, h:]
-    vb = vs[b, i + h, h:]
-    lyr = ly[b, i]
-    lvr = lv[b, i]
-    LYr = LY[b, i + h, h:]
-    LVr = LV[b, i + h, h:]
+        for i in range(i0, i1):
+            for x in range(nx):
+                acc[i - i0, x] += cfg.noise[b, n, i, x]
     if cfg.has_mask:
-        mk = cfg.mask[i]
-        for x in range(nx):
-            lyr[x] *= mk[x]
-            lvr[x] *= mk[x]
-    s_a = 0.0
-    s_b = 0.0
-    s_d = 0.0
-    s_g = 0.0
-    s_dt = 0.0
-    s_nz = 0.0
+        for i in range(i0, i1):
+            for x in range(nx):
+                ly[b, i, x] *= cfg.mask[i, x]
+                lv[b, i, x] *= cfg.mask[i, x]
+    dt = cfg.scal[4]
+    zero = dt - dt
+    s_a = zero
+    s_b = zero
+    s_d = zero
+    s_g = zero
+    s_dt = zero
+    s_nz = zero
     if cfg.uniform:
         al = cfg.scal[0]
         be = cfg.scal[1]
         de = cfg.scal[2]
-        for x in range(nx):
-            L = lvr[x] + dt * lyr[x]
-            lt[x] = L
-            gs = be * g[x] * L
-            g[x] = gs
-            LYr[x] += lyr[x] - de * L
-            LVr[x] += al * L
-            s_dt += lyr[x] * (al * vb[x] + be * acc[x] - de * yb[x])
+        for i in range(i0, i1):
+            r = i - i0
+            for x in range(nx):
+                lyx = ly[b, i, x]
+                L = lv[b, i, x] + dt * lyx
+                lt[r, x] = L
+                g[r, x] = be * g[r, x] * L
+                yb = ys[b, i + h, x + h]
+                vb = vs[b, i + h, x + h]
+                LY[b, i + h, x + h] += lyx - de * L
+                LV[b, i + h, x + h] += al * L
+                s_dt += lyx * (al * vb + be * acc[r, x] - de * yb)
     else:
-        sa = cfg.site[0, i]
-        sbe = cfg.site[1, i]
-        sd = cfg.site[2, i]
-        for x in range(nx):
-            L = lvr[x] + dt * lyr[x]
-            lt[x] = L
-            gs = sbe[x] * g[x] * L
-            g[x] = gs
-            LYr[x] += lyr[x] - sd[x] * L
-            LVr[x] += sa[x] * L
-            s_dt += lyr[x] * (sa[x] * vb[x] + sbe[x] * acc[x] - sd[x] * yb[x])
+        st = cfg.site
+        for i in range(i0, i1):
+            r = i - i0
+            for x in range(nx):
+                lyx = ly[b, i, x]
+                L = lv[b, i, x] + dt * lyx
+                lt[r, x] = L
+                g[r, x] = st[1, i, x] * g[r, x] * L
+                yb = ys[b, i + h, x + h]
+                vb = vs[b, i + h, x + h]
+                LY[b, i + h, x + h] += lyx - st[2, i, x] * L
+                LV[b, i + h, x + h] += st[0, i, x] * L
+                s_dt += lyx * (st[0, i, x] * vb + st[1, i, x] * acc[r, x] - st[2, i, x] * yb)
     if acfg.site_acc:
-        A = site_sums[b, 0, i]
-        B = site_sums[b, 1, i]
-        D = site_sums[b, 2, i]
-        G = site_sums[b, 3, i]
-        for x in range(nx):
-            A[x] += lt[x] * vb[x]
-            B[x] += lt[x] * acc[x]
-            D[x] -= lt[x] * yb[x]
-            G[x] += g[x]
+        for i in range(i0, i1):
+            r = i - i0
+            for x in range(nx):
+                site_sums[b, 0, i, x] += lt[r, x] * vs[b, i + h, x + h]
+                site_sums[b, 1, i, x] += lt[r, x] * acc[r, x]
+                site_sums[b, 2, i, x] -= lt[r, x] * ys[b, i + h, x + h]
+                site_sums[b, 3, i, x] += g[r, x]
     else:
-        for x in range(nx):
-            s_a += lt[x] * vb[x]
-            s_b += lt[x] * acc[x]
-            s_d -= lt[x] * yb[x]
-            s_g += g[x]
+        for i in range(i0, i1):
+            r = i - i0
+            for x in range(nx):
+                s_a += lt[r, x] * vs[b, i + h, x + h]
+                s_b += lt[r, x] * acc[r, x]
+                s_d -= lt[r, x] * ys[b, i + h, x + h]
+                s_g += g[r, x]
     if cfg.has_noise:
-        nz = cfg.noise[b, n, i]
         if cfg.uniform:
             be = cfg.scal[1]
-            for x in range(nx):
-                s_nz += lt[x] * be * nz[x]
+            for i in range(i0, i1):
+                for x in range(nx):
+                    s_nz += lt[i - i0, x] * be * cfg.noise[b, n, i, x]
         else:
-            sbe = cfg.site[1, i]
-            for x in range(nx):
-                s_nz += lt[x] * sbe[x] * nz[x]
+            for i in range(i0, i1):
+                for x in range(nx):
+                    s_nz += lt[i - i0, x] * cfg.site[1, i, x] * cfg.noise[b, n, i, x]
     sums[b, S_ALPHA] += s_a
     sums[b, S_BETA] += s_b
     sums[b, S_DELTA] += s_d
@@ -244,33 +256,33 @@ def _row_adjoint(b, i, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, l
     sums[b, S_DT] += s_dt
     sums[b, S_NOISE] += s_nz
     # couplings: scatter g into the neighbours' adjoints, accumulate stencil gradients
-    _scatter_stencil(b, i, ys, LY, g, cfg.w, acfg.w_site, acfg.mod, acfg.dmod,
+    _scatter_stencil(b, i0, i1, ys, LY, g, cfg.w, acfg.w_site, acfg.mod, acfg.dmod,
                      acfg.site_mode, acfg.want_kappa, gw, gk)  # fmt: skip
     if cfg.wv_mode != ko.WV_NONE:
-        _scatter_stencil(b, i, vs, LV, g, cfg.wv, acfg.wv_site, acfg.mod, acfg.dmod,
+        _scatter_stencil(b, i0, i1, vs, LV, g, cfg.wv, acfg.wv_site, acfg.mod, acfg.dmod,
                          acfg.site_mode, acfg.want_kappa, gwv, gkv)  # fmt: skip
     # drive coefficients of this step
     if cfg.drive_kind == ko.DRIVE_LINEAR:
         for m in range(cfg.dcoef.shape[1]):
-            bm = cfg.dbasis[m, i]
-            sc = 0.0
-            for x in range(nx):
-                sc += g[x] * bm[x]
+            sc = zero
+            for i in range(i0, i1):
+                for x in range(nx):
+                    sc += g[i - i0, x] * cfg.dbasis[m, i, x]
             dc[b, n, m] += sc
     elif cfg.drive_kind == ko.DRIVE_EXP:
         c0 = cfg.dcoef[n, 0]
         if c0 != 0:
-            for x in range(nx):
-                tmp[x] = g[x] * np.exp(tmp[x])
-            sc = 0.0
-            for x in range(nx):
-                sc += tmp[x]
+            sc = zero
+            for r in range(nr):
+                for x in range(nx):
+                    tmp[r, x] = g[r, x] * np.exp(tmp[r, x])
+                    sc += tmp[r, x]
             dc[b, n, 0] += sc
             for m in range(1, cfg.dcoef.shape[1]):
-                bm = cfg.dbasis[m, i]
-                sc = 0.0
-                for x in range(nx):
-                    sc += tmp[x] * bm[x]
+                sc = zero
+                for i in range(i0, i1):
+                    for x in range(nx):
+                        sc += tmp[i - i0, x] * cfg.dbasis[m, i, x]
                 dc[b, n, m] += c0 * sc
 
 
@@ -290,8 +302,10 @@ def _member_reverse(b, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cf
                     ly[b, i, x] += inj_y[k, b, i, x]
                     lv[b, i, x] += inj_v[k, b, i, x]
             k -= 1
-        for i in range(ny):
-            _row_adjoint(b, i, n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt)
+        nb = acc.shape[0]
+        for r0 in range(0, ny, nb):
+            _reverse_rows(b, r0, min(r0 + nb, ny), n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out,
+                          acc, tmp, g, lt)  # fmt: skip
         fold_ghosts(LY, b, h, cfg.colmode)
         fold_ghosts(LV, b, h, cfg.colmode)
         for i in range(ny):
@@ -320,10 +334,10 @@ def reverse_members(Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, 
     """
     nx = ly.shape[2]
     for b in prange(ly.shape[0]):
-        acc = np.empty(nx, dtype=ly.dtype)
-        tmp = np.empty(nx, dtype=ly.dtype)
-        g = np.empty(nx, dtype=ly.dtype)
-        lt = np.empty(nx, dtype=ly.dtype)
+        acc = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
+        tmp = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
+        g = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
+        lt = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
         _member_reverse(b, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out,
                         acc, tmp, g, lt)  # fmt: skip
 
@@ -332,10 +346,10 @@ def reverse_members(Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, 
 def reverse_serial(Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out):
     """:func:`reverse_members` on one thread."""
     nx = ly.shape[2]
-    acc = np.empty(nx, dtype=ly.dtype)
-    tmp = np.empty(nx, dtype=ly.dtype)
-    g = np.empty(nx, dtype=ly.dtype)
-    lt = np.empty(nx, dtype=ly.dtype)
+    acc = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
+    tmp = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
+    g = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
+    lt = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
     for b in range(ly.shape[0]):
         _member_reverse(b, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out,
                         acc, tmp, g, lt)  # fmt: skip
@@ -363,8 +377,8 @@ def trajectory_members(Y, V, nsteps, cfg):
     """
     nx = Y.shape[3] - 2 * (cfg.w.shape[0] // 2)
     for b in prange(Y.shape[1]):
-        acc = np.empty(nx, dtype=Y.dtype)
-        tmp = np.empty(nx, dtype=Y.dtype)
+        acc = np.empty((ko.block_rows(nx), nx), dtype=Y.dtype)
+        tmp = np.empty((ko.block_rows(nx), nx), dtype=Y.dtype)
         _member_trajectory(b, Y, V, nsteps, cfg, acc, tmp)
 
 
@@ -372,8 +386,8 @@ def trajectory_members(Y, V, nsteps, cfg):
 def trajectory_serial(Y, V, nsteps, cfg):
     """:func:`trajectory_members` on one thread."""
     nx = Y.shape[3] - 2 * (cfg.w.shape[0] // 2)
-    acc = np.empty(nx, dtype=Y.dtype)
-    tmp = np.empty(nx, dtype=Y.dtype)
+    acc = np.empty((ko.block_rows(nx), nx), dtype=Y.dtype)
+    tmp = np.empty((ko.block_rows(nx), nx), dtype=Y.dtype)
     for b in range(Y.shape[1]):
         _member_trajectory(b, Y, V, nsteps, cfg, acc, tmp)
 

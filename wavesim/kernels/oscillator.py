@@ -220,125 +220,178 @@ def _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg):
                 yw[x] = rb[x + 1] + dt * vn
 
 
+#: Sites per block of rows of the staged path: the block's scratch stays in L1/L2, and the
+#: per-call cost of passing the configuration is paid once per block, not per row.
+BLOCK_SITES = 4096
+
+
+@njit(cache=True)
+def block_rows(nx):
+    """Rows per block of the staged path for rows of ``nx`` sites (between 4 and 64)."""
+    return max(4, min(64, BLOCK_SITES // max(nx, 1)))
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _accumulate_stencil(acc, src, b, i, mode, w, w_site):
-    """acc[x] += sum over offsets of (uniform or per-site) weight * src[b, i + oy, x + ox]."""
+def _accumulate_stencil(acc, src, b, i0, i1, mode, w, w_site):
+    """acc[i - i0, x] += sum_o (uniform or per-site) weight * src[b, i + oy, x + ox].
+
+    Direct indexing over a block of rows: no per-row array views, whose reference counting
+    (an atomic increment and decrement through a call each) costs more than the arithmetic on
+    short rows. One pass per offset keeps LLVM's runtime alias checks few, so loops vectorize.
+    """
     k = w.shape[0]
-    nx = acc.shape[0]
-    for oy in range(k):
-        srow = src[b, i + oy]
-        for ox in range(k):
-            if mode == W_SITE:
-                ws = w_site[oy * k + ox, i]
-                for x in range(nx):
-                    acc[x] += ws[x] * srow[x + ox]
-            else:
-                wo = w[oy, ox]
-                if wo != 0:
+    nx = acc.shape[1]
+    for i in range(i0, i1):
+        r = i - i0
+        for oy in range(k):
+            for ox in range(k):
+                if mode == W_SITE:
+                    o = oy * k + ox
                     for x in range(nx):
-                        acc[x] += wo * srow[x + ox]
+                        acc[r, x] += w_site[o, i, x] * src[b, i + oy, x + ox]
+                else:
+                    wo = w[oy, ox]
+                    if wo != 0:
+                        for x in range(nx):
+                            acc[r, x] += wo * src[b, i + oy, x + ox]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def preactivation_row(b, i, n, ys, vs, cfg, acc, tmp):
-    """``acc[x] = s`` of row ``i``: bias + couplings + drive (the argument of sigma).
+def preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp):
+    """``acc[i - i0, x] = s`` for rows ``[i0, i1)``: bias + couplings + drive (sigma's argument).
 
     For ``DRIVE_EXP`` drives ``tmp`` is left holding the exponent ``sum_m c[n, m] * basis[m]``
-    (the adjoint kernels reuse it). Shared by the forward and the adjoint kernels.
+    (the adjoint kernels reuse it). Shared by the forward and the adjoint kernels. Called once
+    per block of rows: passing the configuration tuple costs a reference-count operation per
+    array in it, too much to pay per row.
     """
-    nx = acc.shape[0]
-    # 1. bias
-    if cfg.uniform:
-        bias = cfg.scal[3]
-        for x in range(nx):
-            acc[x] = bias
+    nx = acc.shape[1]
+    # 1-2. bias and position coupling
+    if cfg.w_mode == W_SITE and cfg.w.shape[0] == 3:
+        # 3x3 per-site weights (orientation modulation) in one pass, bias included
+        ws = cfg.w_site
+        for i in range(i0, i1):
+            r = i - i0
+            for x in range(nx):
+                acc[r, x] = (
+                    ws[0, i, x] * ys[b, i, x] + ws[1, i, x] * ys[b, i, x + 1]
+                    + ws[2, i, x] * ys[b, i, x + 2] + ws[3, i, x] * ys[b, i + 1, x]
+                    + ws[4, i, x] * ys[b, i + 1, x + 1] + ws[5, i, x] * ys[b, i + 1, x + 2]
+                    + ws[6, i, x] * ys[b, i + 2, x] + ws[7, i, x] * ys[b, i + 2, x + 1]
+                    + ws[8, i, x] * ys[b, i + 2, x + 2]
+                )  # fmt: skip
+        if cfg.uniform:
+            bias = cfg.scal[3]
+            for r in range(i1 - i0):
+                for x in range(nx):
+                    acc[r, x] += bias
+        else:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    acc[i - i0, x] += cfg.site[3, i, x]
     else:
-        sb = cfg.site[3, i]
-        for x in range(nx):
-            acc[x] = sb[x]
-    # 2. couplings
-    _accumulate_stencil(acc, ys, b, i, cfg.w_mode, cfg.w, cfg.w_site)
+        if cfg.uniform:
+            bias = cfg.scal[3]
+            for r in range(i1 - i0):
+                for x in range(nx):
+                    acc[r, x] = bias
+        else:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    acc[i - i0, x] = cfg.site[3, i, x]
+        _accumulate_stencil(acc, ys, b, i0, i1, cfg.w_mode, cfg.w, cfg.w_site)
     if cfg.wv_mode != WV_NONE:
-        _accumulate_stencil(acc, vs, b, i, cfg.wv_mode, cfg.wv, cfg.wv_site)
+        _accumulate_stencil(acc, vs, b, i0, i1, cfg.wv_mode, cfg.wv, cfg.wv_site)
     # 3. drive (gain folded into the coefficients)
     if cfg.drive_kind == DRIVE_LINEAR:
         for m in range(cfg.dcoef.shape[1]):
             c = cfg.dcoef[n, m]
             if c != 0:
-                bm = cfg.dbasis[m, i]
-                for x in range(nx):
-                    acc[x] += c * bm[x]
+                for i in range(i0, i1):
+                    for x in range(nx):
+                        acc[i - i0, x] += c * cfg.dbasis[m, i, x]
     elif cfg.drive_kind == DRIVE_EXP:
         c0 = cfg.dcoef[n, 0]
         if c0 != 0:
-            for x in range(nx):
-                tmp[x] = 0
+            for r in range(i1 - i0):
+                for x in range(nx):
+                    tmp[r, x] = 0
             for m in range(1, cfg.dcoef.shape[1]):
                 c = cfg.dcoef[n, m]
-                bm = cfg.dbasis[m, i]
+                for i in range(i0, i1):
+                    for x in range(nx):
+                        tmp[i - i0, x] += c * cfg.dbasis[m, i, x]
+            for r in range(i1 - i0):
                 for x in range(nx):
-                    tmp[x] += c * bm[x]
-            for x in range(nx):
-                acc[x] += c0 * np.exp(tmp[x])
+                    acc[r, x] += c0 * np.exp(tmp[r, x])
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp):
-    """Staged row update for every configuration (per-site maps, drive, noise, mask)."""
+def _update_rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc):
+    """Activation, noise, integrator update and mask of rows ``[i0, i1)`` (``acc`` holds s)."""
     h = cfg.w.shape[0] // 2
-    nx = acc.shape[0]
-    # 1-3. bias, couplings, drive
-    preactivation_row(b, i, n, ys, vs, cfg, acc, tmp)
+    nx = acc.shape[1]
+    nr = i1 - i0
     # 4. activation
     if cfg.act == ACT_FAST_TANH:
-        for x in range(nx):
-            acc[x] = fast_tanh(acc[x])
+        for r in range(nr):
+            for x in range(nx):
+                acc[r, x] = fast_tanh(acc[r, x])
     elif cfg.act == ACT_EXACT_TANH:
-        for x in range(nx):
-            acc[x] = np.tanh(acc[x])
+        for r in range(nr):
+            for x in range(nx):
+                acc[r, x] = np.tanh(acc[r, x])
     # 5. noise
     if cfg.has_noise:
-        nz = cfg.noise[b, n, i]
-        for x in range(nx):
-            acc[x] += nz[x]
+        for i in range(i0, i1):
+            for x in range(nx):
+                acc[i - i0, x] += cfg.noise[b, n, i, x]
     # 6. update
     dt = cfg.scal[4]
-    yb = ys[b, i + h, h:]
-    vb = vs[b, i + h, h:]
-    yo = yd[b, i + h, h:]
-    vo = vd[b, i + h, h:]
     if cfg.uniform:
         al = cfg.scal[0]
         be = cfg.scal[1]
         de = cfg.scal[2]
-        for x in range(nx):
-            vn = al * vb[x] + be * acc[x] - de * yb[x]
-            vo[x] = vn
-            yo[x] = yb[x] + dt * vn
+        for i in range(i0, i1):
+            for x in range(nx):
+                yb = ys[b, i + h, x + h]
+                vn = al * vs[b, i + h, x + h] + be * acc[i - i0, x] - de * yb
+                vd[b, i + h, x + h] = vn
+                yd[b, i + h, x + h] = yb + dt * vn
     else:
-        sa = cfg.site[0, i]
-        sbe = cfg.site[1, i]
-        sd = cfg.site[2, i]
-        for x in range(nx):
-            vn = sa[x] * vb[x] + sbe[x] * acc[x] - sd[x] * yb[x]
-            vo[x] = vn
-            yo[x] = yb[x] + dt * vn
+        st = cfg.site
+        for i in range(i0, i1):
+            for x in range(nx):
+                yb = ys[b, i + h, x + h]
+                vn = (
+                    st[0, i, x] * vs[b, i + h, x + h]
+                    + st[1, i, x] * acc[i - i0, x]
+                    - st[2, i, x] * yb
+                )
+                vd[b, i + h, x + h] = vn
+                yd[b, i + h, x + h] = yb + dt * vn
     # 7. inactive sites stay at rest
     if cfg.has_mask:
-        mk = cfg.mask[i]
-        for x in range(nx):
-            vo[x] *= mk[x]
-            yo[x] *= mk[x]
+        for i in range(i0, i1):
+            for x in range(nx):
+                vd[b, i + h, x + h] *= cfg.mask[i, x]
+                yd[b, i + h, x + h] *= cfg.mask[i, x]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc, tmp):
-    """Update interior rows ``[i0, i1)`` of member ``b`` (ghosts of the output not refreshed)."""
+    """Update interior rows ``[i0, i1)`` of member ``b`` (ghosts of the output not refreshed).
+
+    ``acc, tmp``: scratch ``(block_rows(nx), nx)``.
+    """
     if cfg.w_mode == W_FUSED3 or cfg.w_mode == W_FUSED5:
         _flat_fused3(ys, vs, yd, vd, b, i0, i1, cfg)
     else:
-        for i in range(i0, i1):
-            _row_general(b, i, n, ys, vs, yd, vd, cfg, acc, tmp)
+        nb = acc.shape[0]
+        for r0 in range(i0, i1, nb):
+            r1 = min(r0 + nb, i1)
+            preactivation_rows(b, r0, r1, n, ys, vs, cfg, acc, tmp)
+            _update_rows(b, r0, r1, n, ys, vs, yd, vd, cfg, acc)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -362,8 +415,8 @@ def _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp):
 def advance_serial(y, v, y2, v2, nsteps, cfg):
     """Advance every member ``nsteps`` steps on one thread."""
     nx = y.shape[2] - 2 * (cfg.w.shape[0] // 2)
-    acc = np.empty(nx, dtype=y.dtype)
-    tmp = np.empty(nx, dtype=y.dtype)
+    acc = np.empty((block_rows(nx), nx), dtype=y.dtype)
+    tmp = np.empty((block_rows(nx), nx), dtype=y.dtype)
     for b in range(y.shape[0]):
         _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp)
 
@@ -373,8 +426,8 @@ def advance_members(y, v, y2, v2, nsteps, cfg):
     """Advance every member ``nsteps`` steps, members in parallel (one parallel region per call)."""
     nx = y.shape[2] - 2 * (cfg.w.shape[0] // 2)
     for b in prange(y.shape[0]):
-        acc = np.empty(nx, dtype=y.dtype)
-        tmp = np.empty(nx, dtype=y.dtype)
+        acc = np.empty((block_rows(nx), nx), dtype=y.dtype)
+        tmp = np.empty((block_rows(nx), nx), dtype=y.dtype)
         _member_steps(b, y, v, y2, v2, nsteps, cfg, acc, tmp)
 
 
@@ -393,8 +446,8 @@ def advance_rows(y, v, y2, v2, nsteps, nchunks, cfg):
             for c in prange(nchunks):
                 i0 = (c * ny) // nchunks
                 i1 = ((c + 1) * ny) // nchunks
-                acc = np.empty(nx, dtype=y.dtype)
-                tmp = np.empty(nx, dtype=y.dtype)
+                acc = np.empty((block_rows(nx), nx), dtype=y.dtype)
+                tmp = np.empty((block_rows(nx), nx), dtype=y.dtype)
                 old = flush_subnormals()
                 if n % 2 == 0:
                     _rows(b, i0, i1, n, y, v, y2, v2, cfg, acc, tmp)

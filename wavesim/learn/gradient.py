@@ -148,6 +148,19 @@ class GradientEngine:
         self.memory_budget = memory_budget
 
     # ------------------------------------------------------------------ helpers
+    def _buffer(self, name, shape, zero=False):
+        buffers = self.__dict__.setdefault("_buffers", {})
+        a = buffers.get(name)
+        if a is None or a.shape != shape or a.dtype != self.dtype:
+            a = buffers[name] = np.zeros(shape, self.dtype)
+        elif zero:
+            a.fill(0)
+        return a
+
+    def release(self):
+        """Free the buffers kept between calls."""
+        self.__dict__.pop("_buffers", None)
+
     def _simulator(self, params: OscillatorParams, dt: float) -> Simulator:
         return Simulator(params, self.lattice, dt, drive=self.drive, members=self.members,
                          dtype=self.dtype, seed=self.seed, threads=self.threads,
@@ -265,12 +278,14 @@ class GradientEngine:
             snaps.append(sim.snapshot())
         # buffers
         dt_ = self.dtype
-        Y = np.zeros((seg + 1, B, npy, npx), dt_)
-        V = np.zeros((seg + 1, B, npy, npx), dt_)
-        ly = np.zeros((B, ny, nx), dt_)
-        lv = np.zeros((B, ny, nx), dt_)
-        LY = np.zeros((B, npy, npx), dt_)
-        LV = np.zeros((B, npy, npx), dt_)
+        # buffers are kept between calls (an optimizer calls this hundreds of times): fresh
+        # allocations would pay a page fault per 4 KiB on first touch
+        Y = self._buffer("Y", (seg + 1, B, npy, npx))
+        V = self._buffer("V", (seg + 1, B, npy, npx))
+        ly = self._buffer("ly", (B, ny, nx), zero=True)
+        lv = self._buffer("lv", (B, ny, nx), zero=True)
+        LY = self._buffer("LY", (B, npy, npx), zero=True)
+        LV = self._buffer("LV", (B, npy, npx), zero=True)
         nd = kern.drive_basis.shape[0] if kern.drive_basis is not None else 1
         gw = np.zeros((B, k * k))
         gk = np.zeros((B, k * k))
