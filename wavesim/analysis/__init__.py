@@ -1,4 +1,4 @@
-"""Analyzers: xarray in, xarray out (pinwheels of orientation maps, phase of oscillator fields)."""
+"""Analyzers: xarray in, xarray out (phase, velocity, singularities, patterns, pinwheels)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ _EXPORTS = {
     "plaquette_winding": "wavesim.analysis.winding",
     "estimate_wavelength": "wavesim.maps",
     "oscillator_phase": "wavesim.analysis.phase",
+    "analytic_phase": "wavesim.analysis.phase",
+    "generalized_phase": "wavesim.analysis.phase",
+    "instantaneous_frequency": "wavesim.analysis.phase",
+    "phase_gradient": "wavesim.analysis.velocity",
+    "phase_gradient_directionality": "wavesim.analysis.velocity",
+    "plane_wave_fit": "wavesim.analysis.velocity",
 }
 
 __all__ = sorted(_EXPORTS)
