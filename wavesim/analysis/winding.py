@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from wavesim.kernels.winding import plaquette_winding_frames
+
 __all__ = [
     "Singularities",
     "edge_differences",
@@ -133,6 +135,10 @@ def plaquette_winding(phase, *, periodic=False):
     rectangle equals the winding around its boundary, and the windings on a torus sum to exactly 0.
     For an orientation map ``theta`` use ``phase = 2*theta``; the pinwheel charge is winding / 2.
 
+    The windings are computed by the compiled kernel
+    :func:`wavesim.kernels.winding.plaquette_winding_frames` (integer wrap counts per edge);
+    ``_plaquette_winding_numpy`` is the plain-numpy reference.
+
     Examples
     --------
     >>> y, x = np.mgrid[0:8, 0:8]
@@ -140,6 +146,17 @@ def plaquette_winding(phase, *, periodic=False):
     >>> int(w[4, 3]), int(np.abs(w).sum())
     (1, 1)
     """
+    phi, _ = _as_phase(phase)
+    lead = phi.shape[:-2]
+    ny, nx = phi.shape[-2:]
+    frames = phi.reshape((-1, ny, nx))
+    return plaquette_winding_frames(frames, periodic=bool(periodic)).reshape(
+        lead + ((ny, nx) if periodic else (ny - 1, nx - 1))
+    )
+
+
+def _plaquette_winding_numpy(phase, *, periodic=False):
+    """Plain-numpy reference of :func:`plaquette_winding` (wrapped edge differences summed)."""
     ddx, ddy = edge_differences(phase, periodic=periodic)
     if periodic:
         total = ddx + np.roll(ddy, -1, axis=-1) - np.roll(ddx, -1, axis=-2) - ddy
@@ -214,7 +231,8 @@ def _linear_fit_zero(phi, batch, i, j, periodic):
     Model ``z = a + b X + c Y`` (complex ``a, b, c``; ``X, Y`` relative to the plaquette centre).
     Matching the phase means ``Im(conj(u_k) z_k) = 0`` at every node ``k`` (``u_k`` the unit
     phasor), which is linear and homogeneous in the six real unknowns: the solution is the right
-    singular vector of the smallest singular value. Returns ``(s, t, ok)``.
+    singular vector of the smallest singular value (computed as the lowest eigenvector of the
+    Gram matrix). Returns ``(s, t, ok)``.
     """
     ny, nx = phi.shape[-2:]
     off = np.arange(-1, 3)
@@ -239,8 +257,10 @@ def _linear_fit_zero(phi, batch, i, j, periodic):
     m = np.stack([ui, ur, ui * gx, ur * gx, ui * gy, ur * gy], axis=-1) * w[..., None]
     if len(i) == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)
-    _, _, vt = np.linalg.svd(m)
-    ar, ai, br, bi, cr, ci = np.moveaxis(vt[:, -1, :], -1, 0)
+    # Smallest right singular vector of m = eigenvector of the 6 x 6 Gram matrix m^T m with the
+    # smallest eigenvalue (batched eigh is ~3x faster than batched svd of the 16 x 6 matrices).
+    _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", m, m))
+    ar, ai, br, bi, cr, ci = np.moveaxis(vecs[:, :, 0], -1, 0)
     det = br * ci - cr * bi
     with np.errstate(divide="ignore", invalid="ignore"):
         xz = (-ar * ci + cr * ai) / det
@@ -322,8 +342,12 @@ def find_singularities(
     ny, nx = phi.shape[-2:]
     i1 = (i + 1) % ny
     j1 = (j + 1) % nx
-    vals = field if field is not None else np.exp(1j * phi)
-    corners = [vals[(*batch, ii, jj)] for ii, jj in ((i, j), (i, j1), (i1, j), (i1, j1))]
+    corners = []
+    for ii, jj in ((i, j), (i, j1), (i1, j), (i1, j1)):
+        # only the corners of singular plaquettes are needed (no exp over the whole batch)
+        corners.append(
+            field[(*batch, ii, jj)] if field is not None else np.exp(1j * phi[(*batch, ii, jj)])
+        )
     s, t = _bilinear_zero(*corners)
     if field is None and method == "auto":
         sf, tf, ok = _linear_fit_zero(phi, batch, i, j, periodic)
