@@ -1,4 +1,4 @@
-"""Command-line interface: ``wavesim run | validate | info | plot``."""
+"""Command-line interface: ``wavesim run | validate | info | plot | analyze``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,225 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+#: What ``wavesim analyze`` can write, as groups ``analysis/<name>``.
+ANALYZE_GROUPS = ("summary", "singularities", "tracks", "plane_wave", "patterns", "phase")
+ANALYZE_DEFAULT = ("summary", "singularities", "tracks", "plane_wave", "patterns")
+
+
+def _analysis_phase(ds, args):
+    """``(phase DataArray, method, band)`` of a store, as chosen by ``--phase``/``--band``."""
+    from wavesim.analysis.phase import (
+        analytic_phase,
+        generalized_phase,
+        oscillator_phase,
+        velocity_variable,
+    )
+
+    try:
+        velocity_variable(ds)
+        has_velocity = True
+    except KeyError:
+        has_velocity = False
+    method = args.phase
+    band = tuple(args.band) if args.band else None
+    if method is None:
+        method = "analytic" if band else ("oscillator" if has_velocity else None)
+    if method is None:
+        raise ValueError(
+            f"{args.store} has no field_dot (ydot was not recorded), so the oscillator phase is "
+            "not available: pass --phase analytic --band LO HI (in Hz), or --phase generalized"
+        )
+    if method == "oscillator":
+        if band:
+            raise ValueError(
+                "--band applies to --phase analytic or generalized (band-pass in Hz); the "
+                "oscillator phase needs no band"
+            )
+        if args.omega is not None and args.omega <= 0:
+            raise ValueError(
+                f"--omega must be a positive angular frequency in rad/ms, got {args.omega}"
+            )
+        if args.start is not None or args.stop is not None:  # read only the frames analysed
+            ds = ds.sel(time=slice(args.start, args.stop))
+        try:
+            return oscillator_phase(ds, args.omega), method, None
+        except ValueError as exc:
+            raise ValueError(f"{exc}; pass --omega W (rad/ms)") from exc
+    if args.omega is not None:
+        raise ValueError("--omega applies to --phase oscillator only")
+    if method == "analytic" and band is None:
+        raise ValueError("--phase analytic needs --band LO HI: the pass band in Hz")
+    if method == "generalized" and band is None:
+        band = (5.0, 40.0)
+    times = ds["time"].values
+    if band is not None and times.size >= 2:
+        duration = float(times[-1] - times[0])  # ms
+        lo, hi = band
+        if not 0 < lo < hi:
+            raise ValueError(f"--band must be LO HI in Hz with 0 < LO < HI; got {lo:g} {hi:g}")
+        if 1000.0 / lo > duration:
+            raise ValueError(
+                f"--band {lo:g} {hi:g}: bands are in Hz, and {lo:g} Hz has a period of "
+                f"{1000.0 / lo:g} ms, longer than the record ({duration:g} ms of frames every "
+                f"{float(times[1] - times[0]):g} ms, Nyquist {500.0 / float(times[1] - times[0]):g}"
+                " Hz)"
+            )
+    func = analytic_phase if method == "analytic" else generalized_phase
+    out = func(ds, band)
+    return out["phase"], method, [float(b) for b in band]
+
+
+def _format_summary(summary, title: str) -> str:
+    import numpy as np
+
+    s = summary
+
+    def f(name, fmt=".3g"):
+        v = float(s[name])
+        return "nan" if not np.isfinite(v) else format(v, fmt)
+
+    rows = [title]
+    rows.append(
+        f"  median local speed       {f('speed_median')} mm/ms "
+        f"(IQR {f('speed_q25')} to {f('speed_q75')})"
+    )
+    rows.append(
+        f"  mean direction           {np.rad2deg(float(s['direction_circular_mean'])):.1f} deg "
+        f"(resultant length {f('direction_resultant_length', '.2f')})"
+    )
+    if "plane_wave_speed" in s:
+        sp = (
+            np.nanmedian(s["plane_wave_speed"].values)
+            if np.isfinite(s["plane_wave_speed"]).any()
+            else np.nan
+        )
+        dr = s["plane_wave_direction"].values
+        dr = dr[np.isfinite(dr)]
+        mean_dir = np.rad2deg(np.angle(np.exp(1j * dr).mean())) if dr.size else np.nan
+        rows.append(
+            f"  plane-wave fit           {sp:.3g} mm/ms, {mean_dir:.1f} deg (medians/mean), fit "
+            f"quality {np.nanmedian(s['plane_wave_fit_quality'].values):.2f} median"
+        )
+    rows.append(f"  PGD                      {f('pgd_mean', '.2f')} mean")
+    rows.append(
+        f"  singularities per frame  {f('singularities_per_frame', '.2f')} "
+        f"(+1: {float(s['singularities_positive'].mean()):.2f}, "
+        f"-1: {float(s['singularities_negative'].mean()):.2f})"
+    )
+    rows.append(
+        f"  tracks                   {int(s['n_tracks'])}, mean lifetime {f('lifetime_mean')} ms "
+        f"({int(s['n_tracks_censored'])} censored: present in the first or last frame)"
+    )
+    events = [
+        f"{k} {int(n)}"
+        for k, n in zip(s["event_kind"].values, s["event_count"].values, strict=True)
+        if n
+    ]
+    rows.append(f"  events                   {', '.join(events) or 'none'}")
+    if "pattern_occupancy" in s:
+        occ = [
+            f"{k} {v:.2f}"
+            for k, v in zip(s["category"].values, s["pattern_occupancy"].values, strict=True)
+            if v > 0
+        ]
+        rows.append(
+            f"  pattern occupancy        {', '.join(occ) or 'none'} "
+            f"(fraction of {s.attrs['pattern_frame_pairs']} frame pairs)"
+        )
+    else:
+        rows.append("  pattern occupancy        not computed (--patterns on to compute it)")
+    return "\n".join(rows)
+
+
+def _cmd_analyze(args) -> int:
+    from wavesim.analysis.summary import _store_periodic, analyze_waves, write_analysis
+    from wavesim.store import open_store
+
+    what = tuple(dict.fromkeys(args.what or ANALYZE_DEFAULT))
+    ds = open_store(args.store)
+    if "time" not in ds.dims or "y" not in ds.dims or "x" not in ds.dims:
+        raise ValueError(
+            f"{args.store} has no full-field recording (dims time, y, x); record.fields must "
+            "hold y (and ydot for the oscillator phase)"
+        )
+    if "member" in ds.dims:
+        if args.member is None:
+            raise ValueError(
+                f"{args.store} is a batched store ({ds.sizes['member']} members); choose one "
+                "with --member M"
+            )
+        if not 0 <= args.member < ds.sizes["member"]:
+            raise ValueError(
+                f"--member {args.member} is out of range: the store has members 0.."
+                f"{ds.sizes['member'] - 1}"
+            )
+        ds = ds.isel(member=args.member)
+    elif args.member not in (None, 0):
+        raise ValueError(f"--member {args.member}: {args.store} is not a batched store")
+    if args.pattern_stride < 1:
+        raise ValueError(f"--pattern-stride must be >= 1, got {args.pattern_stride}")
+
+    phase, method, band = _analysis_phase(ds, args)
+    if args.start is not None or args.stop is not None:
+        phase = phase.sel(time=slice(args.start, args.stop))
+        if phase.sizes["time"] < 2:
+            raise ValueError(
+                f"--start/--stop keep {phase.sizes['time']} frame(s) of {args.store} (times "
+                f"{float(ds['time'][0]):g} to {float(ds['time'][-1]):g} ms); need at least 2"
+            )
+    if "mask" in ds.data_vars:
+        phase = phase.where(ds["mask"] > 0)
+    ny, nx = phase.sizes["y"], phase.sizes["x"]
+    patterns = {"auto": None, "on": True, "off": False}[args.patterns]
+    if "patterns" in what and args.what and patterns is False:
+        raise ValueError("--what patterns conflicts with --patterns off")
+    if "patterns" in what and args.what and patterns is None:
+        patterns = True  # asked for explicitly
+    results = analyze_waves(
+        phase,
+        periodic=_store_periodic(ds),
+        patterns=patterns,
+        pattern_stride=args.pattern_stride,
+        progress=not args.quiet,
+    )
+    summary = results["summary"]
+    if "phase" in what:
+        results["phase"] = phase.to_dataset(name="phase")
+    chosen = {k: results[k] for k in what if k in results}
+    provenance = {
+        "phase_method": method,
+        "band": band,
+        "band_units": "Hz",
+        "omega": args.omega,
+        "start": args.start,
+        "stop": args.stop,
+        "member": args.member,
+    }
+    out = args.output if args.output is not None else args.store
+    ds.close()
+    written = write_analysis(
+        chosen,
+        out,
+        attrs={"analysis": provenance},
+        new_store=args.output is not None,
+        overwrite=args.overwrite,
+    )
+    times = summary["time"].values
+    title = (
+        f"{args.store}: {method} phase"
+        + (f" (band {band[0]:g}-{band[1]:g} Hz)" if band else "")
+        + f", {times.size} frames from {times[0]:g} to {times[-1]:g} ms, {ny} x {nx} sites"
+    )
+    if not args.quiet:
+        print(_format_summary(summary, title))
+        skipped = [k for k in what if k not in results]
+        if skipped:
+            print(f"not computed: {', '.join(skipped)} (patterns are off for lattices over "
+                  f"128 x 128 sites unless --patterns on)")  # fmt: skip
+        print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavesim",
@@ -124,6 +343,41 @@ def make_parser() -> argparse.ArgumentParser:
                    help="png/pdf/svg (animation: gif/mp4)")  # fmt: skip
     p.add_argument("--time", type=float, default=None, help="time in ms (default: last)")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "analyze",
+        help="analyse the waves of a store: speeds, directions, singularities, patterns",
+        description="Compute the phase of a store, run the wave analyzers and write their "
+        "results as groups analysis/<name> inside the store (or into a new store with -o); "
+        "print a summary table.",
+    )
+    p.add_argument("store", type=Path, help="wavesim zarr store (from wavesim run)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="write the analysis into this new zarr store instead of STORE")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o store")
+    p.add_argument("--phase", choices=["oscillator", "analytic", "generalized"], default=None,
+                   help="phase estimator (default: oscillator when ydot is recorded; analytic "
+                   "with --band)")  # fmt: skip
+    p.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="band-pass in Hz for --phase analytic/generalized")  # fmt: skip
+    p.add_argument("--omega", type=float, default=None,
+                   help="angular frequency (rad/ms) for the oscillator phase (default: "
+                   "sqrt(omega2) of the scenario)")  # fmt: skip
+    p.add_argument("--what", nargs="+", choices=list(ANALYZE_GROUPS), default=None,
+                   help="groups to write (default: " + " ".join(ANALYZE_DEFAULT) + ")")  # fmt: skip
+    p.add_argument("--patterns", choices=["auto", "on", "off"], default="auto",
+                   help="optical-flow pattern classification (auto: up to 128 x 128)")  # fmt: skip
+    p.add_argument("--pattern-stride", type=int, default=1,
+                   help="classify every N-th frame pair only (optical flow is slow)")  # fmt: skip
+    p.add_argument("--start", type=float, default=None, help="first time analysed (ms)")
+    p.add_argument("--stop", type=float, default=None, help="last time analysed (ms)")
+    p.add_argument("--member", type=int, default=None, help="member of a batched store")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(func=_cmd_analyze)
+
+    from wavesim.learn.cli_fit import add_fit_parser
+
+    add_fit_parser(sub)
     return parser
 
 
