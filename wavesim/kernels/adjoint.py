@@ -153,7 +153,7 @@ def _scatter_stencil(b, i0, i1, src, dst, g, w, w_site, mod, dmod, site_mode, wa
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
 def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt):
     """Reverse of the update of rows ``[i0, i1)`` at local step ``n`` (``ys, vs``: the state
-    before the step). Scratch ``acc, tmp, g, lt``: ``(block_rows(nx), nx)``."""
+    before the step). Scratch ``acc, tmp, g, lt``: ``(reverse_block_rows(nx), nx)``."""
     gw, gk, gwv, gkv, dc, sums, site_sums = out
     h = cfg.w.shape[0] // 2
     nx = acc.shape[1]
@@ -193,6 +193,8 @@ def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp
     s_g = zero
     s_dt = zero
     s_nz = zero
+    # Separate loops with few arrays each: LLVM vectorizes a loop only when its runtime alias
+    # checks (stores x loads) stay few.
     if cfg.uniform:
         al = cfg.scal[0]
         be = cfg.scal[1]
@@ -200,29 +202,35 @@ def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp
         for i in range(i0, i1):
             r = i - i0
             for x in range(nx):
-                lyx = ly[b, i, x]
-                L = lv[b, i, x] + dt * lyx
-                lt[r, x] = L
-                g[r, x] = be * g[r, x] * L
-                yb = ys[b, i + h, x + h]
-                vb = vs[b, i + h, x + h]
-                LY[b, i + h, x + h] += lyx - de * L
-                LV[b, i + h, x + h] += al * L
-                s_dt += lyx * (al * vb + be * acc[r, x] - de * yb)
+                lt[r, x] = lv[b, i, x] + dt * ly[b, i, x]
+            for x in range(nx):
+                g[r, x] = be * g[r, x] * lt[r, x]
+            for x in range(nx):
+                LY[b, i + h, x + h] += ly[b, i, x] - de * lt[r, x]
+            for x in range(nx):
+                LV[b, i + h, x + h] += al * lt[r, x]
+            for x in range(nx):
+                s_dt += ly[b, i, x] * (
+                    al * vs[b, i + h, x + h] + be * acc[r, x] - de * ys[b, i + h, x + h]
+                )
     else:
         st = cfg.site
         for i in range(i0, i1):
             r = i - i0
             for x in range(nx):
-                lyx = ly[b, i, x]
-                L = lv[b, i, x] + dt * lyx
-                lt[r, x] = L
-                g[r, x] = st[1, i, x] * g[r, x] * L
-                yb = ys[b, i + h, x + h]
-                vb = vs[b, i + h, x + h]
-                LY[b, i + h, x + h] += lyx - st[2, i, x] * L
-                LV[b, i + h, x + h] += st[0, i, x] * L
-                s_dt += lyx * (st[0, i, x] * vb + st[1, i, x] * acc[r, x] - st[2, i, x] * yb)
+                lt[r, x] = lv[b, i, x] + dt * ly[b, i, x]
+            for x in range(nx):
+                g[r, x] = st[1, i, x] * g[r, x] * lt[r, x]
+            for x in range(nx):
+                LY[b, i + h, x + h] += ly[b, i, x] - st[2, i, x] * lt[r, x]
+            for x in range(nx):
+                LV[b, i + h, x + h] += st[0, i, x] * lt[r, x]
+            for x in range(nx):
+                s_dt += ly[b, i, x] * (
+                    st[0, i, x] * vs[b, i + h, x + h]
+                    + st[1, i, x] * acc[r, x]
+                    - st[2, i, x] * ys[b, i + h, x + h]
+                )
     if acfg.site_acc:
         for i in range(i0, i1):
             r = i - i0
@@ -286,73 +294,87 @@ def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp
                 dc[b, n, m] += c0 * sc
 
 
+@njit(cache=True)
+def reverse_block_rows(nx):
+    """Rows per block of the reverse sweep: small enough that a block's per-site weights (three
+    ``(k*k, rows, nx)`` slabs with orientation modulation) stay in L2 while every member of the
+    chunk passes over them."""
+    return max(2, min(64, 1024 // max(nx, 1)))
+
+
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
-def _member_reverse(b, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out,
-                    acc, tmp, g, lt):  # fmt: skip
+def _inject(b, k, ly, lv, inj_y, inj_v):
+    for i in range(ly.shape[1]):
+        for x in range(ly.shape[2]):
+            ly[b, i, x] += inj_y[k, b, i, x]
+            lv[b, i, x] += inj_v[k, b, i, x]
+
+
+@njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
+def _members_reverse(b0, b1, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg,
+                     out):  # fmt: skip
+    """Reverse sweep of members ``[b0, b1)``: per step and block of rows, every member in turn,
+    so the block's per-site weights are read from cache, not memory, by all but the first.
+    Each member's arithmetic and its order are those of a member swept alone."""
     old = flush_subnormals()
     h = cfg.w.shape[0] // 2
     ny = ly.shape[1]
     nx = ly.shape[2]
+    nb = reverse_block_rows(nx)
+    acc = np.empty((nb, nx), dtype=ly.dtype)
+    tmp = np.empty((nb, nx), dtype=ly.dtype)
+    g = np.empty((nb, nx), dtype=ly.dtype)
+    lt = np.empty((nb, nx), dtype=ly.dtype)
     k = inj_state.shape[0] - 1
     for n in range(nsteps - 1, -1, -1):
         # loss injections at state n + 1
         while k >= 0 and inj_state[k] == n + 1:
+            for b in range(b0, b1):
+                _inject(b, k, ly, lv, inj_y, inj_v)
+            k -= 1
+        for r0 in range(0, ny, nb):
+            r1 = min(r0 + nb, ny)
+            for b in range(b0, b1):
+                _reverse_rows(b, r0, r1, n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out,
+                              acc, tmp, g, lt)  # fmt: skip
+        for b in range(b0, b1):
+            fold_ghosts(LY, b, h, cfg.colmode)
+            fold_ghosts(LV, b, h, cfg.colmode)
             for i in range(ny):
                 for x in range(nx):
-                    ly[b, i, x] += inj_y[k, b, i, x]
-                    lv[b, i, x] += inj_v[k, b, i, x]
-            k -= 1
-        nb = acc.shape[0]
-        for r0 in range(0, ny, nb):
-            _reverse_rows(b, r0, min(r0 + nb, ny), n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out,
-                          acc, tmp, g, lt)  # fmt: skip
-        fold_ghosts(LY, b, h, cfg.colmode)
-        fold_ghosts(LV, b, h, cfg.colmode)
-        for i in range(ny):
-            for x in range(nx):
-                ly[b, i, x] = LY[b, i + h, x + h]
-                LY[b, i + h, x + h] = 0
-                lv[b, i, x] = LV[b, i + h, x + h]
-                LV[b, i + h, x + h] = 0
+                    ly[b, i, x] = LY[b, i + h, x + h]
+                    LY[b, i + h, x + h] = 0
+                    lv[b, i, x] = LV[b, i + h, x + h]
+                    LV[b, i + h, x + h] = 0
     while k >= 0 and inj_state[k] == 0:
-        for i in range(ny):
-            for x in range(nx):
-                ly[b, i, x] += inj_y[k, b, i, x]
-                lv[b, i, x] += inj_v[k, b, i, x]
+        for b in range(b0, b1):
+            _inject(b, k, ly, lv, inj_y, inj_v)
         k -= 1
     restore_fpenv(old)
 
 
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy", parallel=True)
-def reverse_members(Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out):
-    """Reverse ``nsteps`` steps over the stored states ``Y[0..nsteps]``, members in parallel.
+def reverse_members(Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out,
+                    nchunks):  # fmt: skip
+    """Reverse ``nsteps`` steps over the stored states ``Y[0..nsteps]``, members split into
+    ``nchunks`` parallel chunks (one per thread).
 
     ``ly, lv`` (members, ny, nx) hold the adjoint of state ``nsteps`` on entry and of state 0 on
     exit. ``inj_state`` (sorted, local state indices in ``[0, nsteps]``) with ``inj_y, inj_v``
     (n_inj, members, ny, nx) are loss gradients added when the reverse sweep reaches that state.
     ``LY, LV`` are zeroed padded scratch buffers (members, ny + 2h, nx + 2h).
     """
-    nx = ly.shape[2]
-    for b in prange(ly.shape[0]):
-        acc = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-        tmp = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-        g = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-        lt = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-        _member_reverse(b, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out,
-                        acc, tmp, g, lt)  # fmt: skip
+    nm = ly.shape[0]
+    for c in prange(nchunks):
+        _members_reverse((c * nm) // nchunks, ((c + 1) * nm) // nchunks, Y, V, ly, lv, LY, LV,
+                         nsteps, inj_state, inj_y, inj_v, cfg, acfg, out)  # fmt: skip
 
 
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
 def reverse_serial(Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out):
     """:func:`reverse_members` on one thread."""
-    nx = ly.shape[2]
-    acc = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-    tmp = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-    g = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-    lt = np.empty((ko.block_rows(nx), nx), dtype=ly.dtype)
-    for b in range(ly.shape[0]):
-        _member_reverse(b, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg, acfg, out,
-                        acc, tmp, g, lt)  # fmt: skip
+    _members_reverse(0, ly.shape[0], Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj_v, cfg,
+                     acfg, out)  # fmt: skip
 
 
 @njit(cache=True, fastmath=ko.FASTMATH, error_model="numpy")

@@ -330,9 +330,11 @@ class GradientEngine:
                         inj_v[j] = gv
                 dc = np.zeros((B, max(n, 1), nd))
                 out = (gw, gk, gwv, gkv, dc, sums, site_sums)
-                (ka.reverse_members if parallel else ka.reverse_serial)(
-                    Y, V, ly, lv, LY, LV, n, inj_state, inj_y, inj_v, cfg, acfg, out
-                )
+                args = (Y, V, ly, lv, LY, LV, n, inj_state, inj_y, inj_v, cfg, acfg, out)
+                if parallel:
+                    ka.reverse_members(*args, kern.threads)
+                else:
+                    ka.reverse_serial(*args)
                 if n > 0:
                     dc_all[s0 : s0 + n] = dc.sum(axis=0)[:n]
         finally:
