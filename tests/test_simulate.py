@@ -170,9 +170,9 @@ def test_batched_store_has_member_dim(tmp_path):
 
 
 def test_bundled_scenarios_build_and_are_stable():
-    from wavesim.simulate import build
-
     import tomllib
+
+    from wavesim.simulate import build
 
     for path in sorted(SCENARIOS.glob("*.toml")):
         if "fit" in tomllib.loads(path.read_text()):
