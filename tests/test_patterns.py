@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from wavesim.analysis.optical_flow import optical_flow
+from wavesim.analysis.flow import optical_flow
 from wavesim.analysis.patterns import KINDS, classify_patterns, pattern_events
 
 X0, Y0 = 7.3, 8.6  # px, a sub-pixel centre

@@ -182,9 +182,10 @@ def _format_summary(summary, title: str) -> str:
         dr = s["plane_wave_direction"].values
         dr = dr[np.isfinite(dr)]
         mean_dir = np.rad2deg(np.angle(np.exp(1j * dr).mean())) if dr.size else np.nan
+        quality = np.nanmedian(s["plane_wave_fit_quality"].values)
         rows.append(
-            f"  plane-wave fit           {sp:.3g} mm/ms, {mean_dir:.1f} deg (medians/mean), fit "
-            f"quality {np.nanmedian(s['plane_wave_fit_quality'].values):.2f} median"
+            f"  plane-wave fit           median {sp:.3g} mm/ms, mean direction {mean_dir:.1f} deg, "
+            f"median fit quality {quality:.2f}"
         )
     rows.append(f"  PGD                      {f('pgd_mean', '.2f')} mean")
     rows.append(
@@ -192,10 +193,13 @@ def _format_summary(summary, title: str) -> str:
         f"(+1: {float(s['singularities_positive'].mean()):.2f}, "
         f"-1: {float(s['singularities_negative'].mean()):.2f})"
     )
-    rows.append(
-        f"  tracks                   {int(s['n_tracks'])}, mean lifetime {f('lifetime_mean')} ms "
-        f"({int(s['n_tracks_censored'])} censored: present in the first or last frame)"
-    )
+    if int(s["n_tracks"]):
+        rows.append(
+            f"  tracks                   {int(s['n_tracks'])}, mean lifetime {f('lifetime_mean')} "
+            f"ms ({int(s['n_tracks_censored'])} censored: present in the first or last frame)"
+        )
+    else:
+        rows.append("  tracks                   0")
     events = [
         f"{k} {int(n)}"
         for k, n in zip(s["event_kind"].values, s["event_count"].values, strict=True)
@@ -253,6 +257,13 @@ def _cmd_analyze(args) -> int:
                 f"--start/--stop keep {phase.sizes['time']} frame(s) of {args.store} (times "
                 f"{float(ds['time'][0]):g} to {float(ds['time'][-1]):g} ms); need at least 2"
             )
+    if "reliable" in phase.coords and not bool(phase["reliable"].any()):
+        edge = phase["reliable"].attrs.get("edge", float("nan"))
+        raise ValueError(
+            f"no frame of {args.store} is reliable with --band {band[0]:g} {band[1]:g} Hz: the "
+            f"filter's edges ({edge:g} ms at each end) cover the analysed record; analyse a "
+            "longer record or a higher/wider band"
+        )
     if "mask" in ds.data_vars:
         phase = phase.where(ds["mask"] > 0)
     ny, nx = phase.sizes["y"], phase.sizes["x"]

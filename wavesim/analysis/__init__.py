@@ -15,13 +15,14 @@ _EXPORTS = {
     "phase_gradient": "wavesim.analysis.velocity",
     "phase_gradient_directionality": "wavesim.analysis.velocity",
     "plane_wave_fit": "wavesim.analysis.velocity",
-    "optical_flow": "wavesim.analysis.optical_flow",
+    "optical_flow": "wavesim.analysis.flow",
     "classify_patterns": "wavesim.analysis.patterns",
     "pattern_events": "wavesim.analysis.patterns",
     "phase_singularities": "wavesim.analysis.singularities",
     "track_singularities": "wavesim.analysis.singularities",
     "charge_balance": "wavesim.analysis.singularities",
     "link_points": "wavesim.analysis.linking",
+    "wave_summary": "wavesim.analysis.summary",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,6 +1,6 @@
 """Wave patterns of velocity fields: critical points, plane waves, synchrony, and their events.
 
-Per frame of an optical-flow field ``v = (vx, vy)`` (:func:`wavesim.analysis.optical_flow`):
+Per frame of an optical-flow field ``v = (vx, vy)`` (:func:`wavesim.analysis.flow`):
 
 * **critical points**, where ``vx = vy = 0``: plaquettes around which the angle of
   ``vx + i vy`` winds (the Poincare index, counted like the topological charge of a phase field by
@@ -189,7 +189,7 @@ def classify_patterns(
     Parameters
     ----------
     velocity : xarray.Dataset, xarray.DataArray or array_like
-        The output of :func:`wavesim.analysis.optical_flow` (variables ``vx``, ``vy`` on
+        The output of :func:`wavesim.analysis.flow` (variables ``vx``, ``vy`` on
         ``(..., time, y, x)``, coordinates in mm/ms), or the complex field ``vx + 1j*vy`` as a
         DataArray or numpy array (then pass ``dx`` (mm) unless it has an ``x`` coordinate).
         ``vx`` points along ``+x`` (columns), ``vy`` along ``+y`` (rows). NaN marks missing

@@ -50,7 +50,7 @@ from numba import njit, prange
 
 from wavesim.kernels import oscillator as ko
 from wavesim.kernels.fpenv import flush_subnormals, restore_fpenv
-from wavesim.kernels.tanh import fast_tanh, fast_tanh_grad, fast_tanh_grad_numpy, fast_tanh_numpy
+from wavesim.kernels.tanh import fast_tanh_and_grad, fast_tanh_grad_numpy, fast_tanh_numpy
 
 #: The forward kernels' flags plus reassociation, so that row reductions vectorize.
 AFASTMATH = {"contract", "arcp", "nsz", "reassoc"}
@@ -124,12 +124,13 @@ def _scatter_stencil(b, i0, i1, src, dst, g, w, w_site, mod, dmod, site_mode, wa
             for ox in range(k):
                 o = oy * k + ox
                 if site_mode:
+                    wo = w[oy, ox]
                     sw = zero
                     sk = zero
                     if want_kappa:
                         for x in range(nx):
                             gs = g[r, x]
-                            dst[b, i + oy, x + ox] += w_site[o, i, x] * gs
+                            dst[b, i + oy, x + ox] += wo * mod[o, i, x] * gs
                             t = gs * src[b, i + oy, x + ox]
                             sw += t * mod[o, i, x]
                             sk += t * dmod[o, i, x]
@@ -137,7 +138,7 @@ def _scatter_stencil(b, i0, i1, src, dst, g, w, w_site, mod, dmod, site_mode, wa
                     else:
                         for x in range(nx):
                             gs = g[r, x]
-                            dst[b, i + oy, x + ox] += w_site[o, i, x] * gs
+                            dst[b, i + oy, x + ox] += wo * mod[o, i, x] * gs
                             sw += gs * mod[o, i, x] * src[b, i + oy, x + ox]
                     gw[b, o] += sw
                 else:
@@ -163,9 +164,9 @@ def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp
     if cfg.act == ko.ACT_FAST_TANH:
         for r in range(nr):
             for x in range(nx):
-                s = acc[r, x]
-                g[r, x] = fast_tanh_grad(s)
-                acc[r, x] = fast_tanh(s)
+                t, d = fast_tanh_and_grad(acc[r, x])
+                g[r, x] = d
+                acc[r, x] = t
     elif cfg.act == ko.ACT_EXACT_TANH:
         for r in range(nr):
             for x in range(nx):
