@@ -23,6 +23,16 @@ from wavesim.analysis.winding import find_singularities, wrap_phase
 
 __all__ = ["charge_balance", "phase_singularities", "track_singularities"]
 
+#: Event kinds of :func:`track_singularities`, in the order of the ``event_kind`` codes.
+EVENT_KINDS = (
+    "pair_creation",
+    "pair_annihilation",
+    "boundary_entry",
+    "boundary_exit",
+    "birth",
+    "death",
+)
+
 CONVENTION = (
     "charge = winding of the phase in units of 2*pi around the plaquette loop "
     "(x, y) -> (x+1, y) -> (x+1, y+1) -> (x, y+1) (counter-clockwise in the right-handed (x, y) "
@@ -668,14 +678,7 @@ def track_singularities(
         vals = np.asarray(sings[d].values)
         data[f"track_{d}"] = ("track", vals[first], {"units": "1"})
         data[f"event_{d}"] = ("event", vals[ev_point], {"units": "1"})
-    kinds_all = (
-        "pair_creation",
-        "pair_annihilation",
-        "boundary_entry",
-        "boundary_exit",
-        "birth",
-        "death",
-    )
+    kinds_all = EVENT_KINDS
     attrs = {
         "max_distance": max_distance,
         "max_gap": int(max_gap),

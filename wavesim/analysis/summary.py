@@ -37,6 +37,8 @@ import tomllib
 import numpy as np
 import xarray as xr
 
+from wavesim.analysis.singularities import EVENT_KINDS
+
 __all__ = ["analyze_waves", "wave_summary", "write_analysis"]
 
 #: Lattices up to this many sites get pattern classification by default (optical flow is slow).
@@ -47,15 +49,6 @@ _CHUNK_VALUES = 1 << 21
 #: Largest number of local speeds (and directions) kept for the quantiles and histograms; longer
 #: movies are sampled every k-th frame (``attrs["distribution_frame_stride"]``).
 _SAMPLE_VALUES = 1 << 22
-#: Event kinds of :func:`wavesim.analysis.track_singularities`, in the order of ``event_kind``.
-EVENT_KINDS = (
-    "pair_creation",
-    "pair_annihilation",
-    "boundary_entry",
-    "boundary_exit",
-    "birth",
-    "death",
-)
 
 
 # --------------------------------------------------------------------------------------------
