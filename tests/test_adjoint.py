@@ -251,3 +251,21 @@ def test_bad_wrt_names_are_rejected():
         eng.value_and_grad(params, DT, y0, v0, T, QuadLoss([T]), wrt=["omega"])
     with pytest.raises(ValueError, match="loss.steps"):
         eng.value_and_grad(params, DT, y0, v0, T, QuadLoss([T + 1]))
+
+
+def test_dt_gradient_with_a_pulse_switching_on_a_step():
+    """A pulse switched on exactly at a step time (t_5 = 0.25 ms): the derivative does not exist
+    from the left; the engine holds switching times fixed in steps and matches the right-sided
+    difference (second order, e = 1e-6) to 1e-6 instead of blowing up."""
+    lat, params, y0, v0 = make_case(noise=0.0)
+    drive = PulseDrive(position=(0.5, 0.4), width=0.2, onset=0.25, duration=0.5)
+    eng = GradientEngine(lat, drive=drive, members=MEMBERS, dtype=np.float64, threads=1)
+    loss = QuadLoss([0, 5, 11, T])
+    g = eng.value_and_grad(params, DT, y0, v0, T, loss, wrt=["dt"])["dt"]
+
+    def f(e):
+        return eng.loss(params, DT + e, y0, v0, T, loss)
+
+    e = 1e-6
+    right = (-3 * f(0.0) + 4 * f(e) - f(2 * e)) / (2 * e)
+    assert g == pytest.approx(right, rel=1e-6)

@@ -185,3 +185,23 @@ def test_per_site_maps_are_written_beside_the_scenario(tmp_path):
     again = wavesim.load_scenario(tmp_path / "sub" / "f.toml")
     np.testing.assert_array_equal(again.model.gamma.load(), gamma)
     assert again.model.omega2 == 1.1 and out.model.omega2 == 1.1
+
+
+def test_resuming_a_finished_fit_changes_nothing(truth_store, tmp_path):
+    kw = dict(w_zero_sum=True, start=perturbed_start(), steps=5, progress=False)
+    first = fit(TRUTH, truth_store, LEARN, store=tmp_path / "f.zarr", **kw)
+    again = fit(TRUTH, truth_store, LEARN, store=tmp_path / "f.zarr", resume=True, **kw)
+    assert open_fit(tmp_path / "f.zarr").attrs["complete"] is True
+    for name in LEARN:
+        np.testing.assert_array_equal(again.values[name], first.values[name])
+    assert first.start_loss > first.loss and again.start_loss == first.start_loss
+
+
+def test_fitted_dt_keeps_the_step_counts(tmp_path):
+    """A fitted dt rescales duration and record periods, so the scenario stays valid and runs
+    the same number of steps."""
+    sc = wavesim.load_scenario(TRUTH)
+    out = fitted_scenario(sc, {"dt": 0.0997}, tmp_path / "f.toml")
+    again = wavesim.load_scenario(tmp_path / "f.toml")
+    assert again.run.dt == 0.0997 == out.run.dt
+    assert again.n_steps == sc.n_steps and again.record_stride == sc.record_stride

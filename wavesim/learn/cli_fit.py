@@ -128,7 +128,7 @@ def _cmd_fit(args) -> int:
         return 130
     if not args.quiet:
         print(
-            f"fit: {len(res.history)} iterations, loss {res.history[0]:.4g} -> {res.loss:.4g} "
+            f"fit: {len(res.history)} iterations, loss {res.start_loss:.4g} -> {res.loss:.4g} "
             f"in {res.seconds:.1f} s"
         )
         for name, value in res.values.items():

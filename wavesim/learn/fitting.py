@@ -197,7 +197,7 @@ _UNITS = {
     "kappa": "1",
     "omega2": "1/ms^2",
     "gamma": "1/ms",
-    "bias": "1",
+    "bias": "1/ms^2",
     "gain": "1",
     "dt": "ms",
     "y0": "1",
@@ -333,7 +333,15 @@ def fitted_scenario(scenario, values: Mapping, path=None):
     if "gain" in values:
         model["gain"] = float(values["gain"])
     if "dt" in values:
-        raw.setdefault("run", {})["dt"] = float(values["dt"])
+        # keep every count of steps: duration, record and electrode periods follow dt
+        dt = float(values["dt"])
+        run = raw.setdefault("run", {})
+        run["dt"] = dt
+        run["duration"] = scenario.n_steps * dt
+        rec = raw.setdefault("record", {})
+        rec["period"] = scenario.record_stride * dt
+        if rec.get("electrodes"):
+            rec["electrode_period"] = scenario.electrode_stride * dt
     meta = raw.setdefault("meta", {})
     meta["description"] = f"Fitted by wavesim.learn.fitting from {scenario.meta.name!r}."
     source = str(path) if path is not None else "<fitted>"
@@ -359,7 +367,10 @@ class FitResult:
     loss : float
         Best loss.
     history : numpy.ndarray
-        Loss of every iteration (including those before a resume).
+        Loss of every iteration (with a store: including those before a resume). For Adam the
+        first entry is the loss at the start; L-BFGS-B's first entry is after one iteration.
+    start_loss : float
+        Loss at the starting point.
     scenario : Scenario
         The fitted scenario (written to ``scenario_path`` when given).
     scenario_path : Path or None
@@ -379,6 +390,7 @@ class FitResult:
     optim: object
     space: ParameterSpace
     seconds: float
+    start_loss: float = math.nan
 
 
 def _target_loss(target, built, observe, mask, warmup_ms):
@@ -638,18 +650,25 @@ def fit(
         "positive": positive,
         "per_site": list(per_site),
         "nsteps": nsteps,
+        "schedule": "callable" if callable(schedule) else repr(schedule),
     }
+    if schedule == "cosine":  # over the whole fit, not over each chunk of flush_every iterations
+        schedule = ("cosine", steps)
 
     # store and resume
     fs = None
     state = None
     x0 = space.x0
     done = 0
+    resumed_best = None
     if store is not None:
         if resume and Path(store).exists():
             fs = FitStore.open(store)
             saved = json.loads(fs.group.attrs["config"])
-            for key in ("learn", "optimizer", "w_symmetry", "w_zero_sum", "positive", "per_site"):
+            keys = ["learn", "optimizer", "w_symmetry", "w_zero_sum", "positive", "per_site"]
+            if optimizer == "adam":
+                keys += ["lr", "clip_norm", "schedule"]
+            for key in keys:
                 if saved.get(key) != config[key]:
                     raise ValueError(
                         f"resume: the fit in {str(store)!r} used {key}={saved.get(key)!r}, "
@@ -661,6 +680,11 @@ def fit(
                 a = fs.group[name]
                 if a.ndim and "iteration" in (a.metadata.dimension_names or ()):
                     a.resize((done, *a.shape[1:]))
+            if "best_x" in fs.group and "best_loss" in fs.group.attrs:
+                resumed_best = {
+                    "loss": float(fs.group.attrs["best_loss"]),
+                    "x": np.asarray(fs.group["best_x"][:]),
+                }
             if "state_x" in fs.group:
                 x0 = np.asarray(fs.group["state_x"][:])
                 if optimizer == "adam":
@@ -695,13 +719,24 @@ def fit(
 
         bar = tqdm(total=steps, initial=done, desc="fit", unit="it", leave=False)
     best = {"loss": math.inf, "x": x0.copy()}
+    if resumed_best is not None:
+        best = resumed_best
     if state is not None:
         best = {"loss": state.best_fun, "x": state.best_x.copy()}
     counter = {"it": done}
+    rows: list[float] = []  # losses of this call's iterations
+    start = {
+        "loss": float(fs.group.attrs.get("start_loss", math.nan)) if fs is not None else math.nan
+    }
     fun = obj
 
     def on_iter(i, x, value, grad):
         it = counter["it"] = counter["it"] + 1
+        rows.append(float(value))
+        if it == 1:
+            start["loss"] = float(value) if optimizer == "adam" else start["loss"]
+            if fs is not None:
+                fs.group.attrs["start_loss"] = start["loss"]
         values = space.unpack(x)
         if value < best["loss"]:
             best["loss"], best["x"] = float(value), np.array(x, float)
@@ -750,6 +785,8 @@ def fit(
 
             def lb_cb(i, x, value, grad):
                 if i == 0:  # lbfgsb also reports x0 (iteration 0): not an iteration
+                    if done == 0:
+                        start["loss"] = float(value)
                     return False
                 stop = on_iter(i, x, value, grad)
                 if fs is not None and (counter["it"] % flush_every == 0 or stop):
@@ -760,9 +797,8 @@ def fit(
                     )
                 return stop
 
-            result = lbfgsb(
-                fun, x0, bounds=space.bounds, maxiter=max(0, steps - done), callback=lb_cb
-            )
+            if steps > done:
+                result = lbfgsb(fun, x0, bounds=space.bounds, maxiter=steps - done, callback=lb_cb)
     except KeyboardInterrupt:
         if fs is not None:
             fs.close(False, error="interrupted (KeyboardInterrupt)")
@@ -781,16 +817,25 @@ def fit(
     fitted_values = {n: values[n] for n in space.names if n not in ("y0", "v0")}
     learned_state = [n for n in ("y0", "v0") if n in learn]
     fitted = None
-    if not learned_state:
-        fitted = fitted_scenario(
-            scenario, {k: v for k, v in fitted_values.items() if k in learn}, scenario_out
-        )
-    history = fs.history() if fs is not None else np.asarray(result.history, float)
+    note = ""
+    if learned_state:
+        note = f"no fitted scenario: a learned {' and '.join(learned_state)} has no TOML form"
+    else:
+        try:
+            fitted = fitted_scenario(
+                scenario, {k: v for k, v in fitted_values.items() if k in learn}, scenario_out
+            )
+        except ValueError as exc:  # ScenarioError is a ValueError
+            note = f"no fitted scenario: {exc}"
+            warnings.warn(note, stacklevel=2)
+    history = np.asarray(rows, float)
     if fs is not None:
         fs.close(
             True,
             best_loss=float(min(best["loss"], float(result.fun))),
             fitted_scenario=fitted.to_toml() if fitted is not None else "",
+            start_loss=start["loss"],
+            note=note,
             seconds=time.perf_counter() - t_start,
         )
         history = fs.history()
@@ -804,4 +849,5 @@ def fit(
         optim=result,
         space=space,
         seconds=time.perf_counter() - t_start,
+        start_loss=start["loss"],
     )

@@ -388,15 +388,31 @@ class GradientEngine:
                 d_gain = float(np.sum(dc_all * raw))
             else:
                 d_gain = float(np.sum(dc_all[:, 0] * raw[:, 0]))
-            eps = 1e-6 * dt
-            kp = drive.kernel_coefficients(t * (1 + eps / dt), params.gain, np.float64)
-            km = drive.kernel_coefficients(t * (1 - eps / dt), params.gain, np.float64)
-            d_dt += float(np.sum(dc_all * (kp - km) / (2 * eps)))
+            d_dt += float(np.sum(dc_all * _drive_dt_derivative(drive, t, dt, params.gain)))
         out["gain"] = d_gain
         out["y0"] = ly.astype(float)
         out["v0"] = lv.astype(float)
         out["dt"] = float(d_dt)
         return {name: out.get(name) for name in wrt}
+
+
+def _drive_dt_derivative(drive, t, dt, gain):
+    """d(kernel coefficients at t_n = n dt)/d(dt), by finite differences in dt.
+
+    Drives switched on and off (pulses) are piecewise constant in time: at a switching time the
+    derivative does not exist, and a central difference that straddles the jump would be huge.
+    Where the two one-sided differences disagree the smaller one (in magnitude) is taken, i.e.
+    the drive's switching times are held fixed in steps, not in ms.
+    """
+    eps = 1e-6 * dt
+    k0 = drive.kernel_coefficients(t, gain, np.float64)
+    kp = drive.kernel_coefficients(t * (1 + eps / dt), gain, np.float64)
+    km = drive.kernel_coefficients(t * (1 - eps / dt), gain, np.float64)
+    right = (kp - k0) / eps
+    left = (k0 - km) / eps
+    smooth = np.abs(right - left) <= 1e-3 * np.maximum(np.abs(right), np.abs(left)) + 1e-9
+    one_sided = np.where(np.abs(right) < np.abs(left), right, left)
+    return np.where(smooth, (kp - km) / (2 * eps), one_sided)
 
 
 def _zero_noise(kern, members):
