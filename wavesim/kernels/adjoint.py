@@ -151,148 +151,160 @@ def _scatter_stencil(b, i0, i1, src, dst, g, w, w_site, mod, dmod, site_mode, wa
                     gw[b, o] += sw
 
 
-@njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
-def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt):
-    """Reverse of the update of rows ``[i0, i1)`` at local step ``n`` (``ys, vs``: the state
-    before the step). Scratch ``acc, tmp, g, lt``: ``(reverse_block_rows(nx), nx)``."""
-    gw, gk, gwv, gkv, dc, sums, site_sums = out
-    h = cfg.w.shape[0] // 2
-    nx = acc.shape[1]
-    nr = i1 - i0
-    ko.preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp)
-    # sigma and sigma' (acc <- a, g <- sigma')
-    if cfg.act == ko.ACT_FAST_TANH:
-        for r in range(nr):
-            for x in range(nx):
-                t, d = fast_tanh_and_grad(acc[r, x])
-                g[r, x] = d
-                acc[r, x] = t
-    elif cfg.act == ko.ACT_EXACT_TANH:
-        for r in range(nr):
-            for x in range(nx):
-                t = np.tanh(acc[r, x])
-                acc[r, x] = t
-                g[r, x] = 1 - t * t
-    else:
-        for r in range(nr):
-            for x in range(nx):
-                g[r, x] = 1
-    if cfg.has_noise:
-        for i in range(i0, i1):
-            for x in range(nx):
-                acc[i - i0, x] += cfg.noise[b, n, i, x]
-    if cfg.has_mask:
-        for i in range(i0, i1):
-            for x in range(nx):
-                ly[b, i, x] *= cfg.mask[i, x]
-                lv[b, i, x] *= cfg.mask[i, x]
-    dt = cfg.scal[4]
-    zero = dt - dt
-    s_a = zero
-    s_b = zero
-    s_d = zero
-    s_g = zero
-    s_dt = zero
-    s_nz = zero
-    # Separate loops with few arrays each: LLVM vectorizes a loop only when its runtime alias
-    # checks (stores x loads) stay few.
-    if cfg.uniform:
-        al = cfg.scal[0]
-        be = cfg.scal[1]
-        de = cfg.scal[2]
-        for i in range(i0, i1):
-            r = i - i0
-            for x in range(nx):
-                lt[r, x] = lv[b, i, x] + dt * ly[b, i, x]
-            for x in range(nx):
-                g[r, x] = be * g[r, x] * lt[r, x]
-            for x in range(nx):
-                LY[b, i + h, x + h] += ly[b, i, x] - de * lt[r, x]
-            for x in range(nx):
-                LV[b, i + h, x + h] += al * lt[r, x]
-            for x in range(nx):
-                s_dt += ly[b, i, x] * (
-                    al * vs[b, i + h, x + h] + be * acc[r, x] - de * ys[b, i + h, x + h]
-                )
-    else:
-        st = cfg.site
-        for i in range(i0, i1):
-            r = i - i0
-            for x in range(nx):
-                lt[r, x] = lv[b, i, x] + dt * ly[b, i, x]
-            for x in range(nx):
-                g[r, x] = st[1, i, x] * g[r, x] * lt[r, x]
-            for x in range(nx):
-                LY[b, i + h, x + h] += ly[b, i, x] - st[2, i, x] * lt[r, x]
-            for x in range(nx):
-                LV[b, i + h, x + h] += st[0, i, x] * lt[r, x]
-            for x in range(nx):
-                s_dt += ly[b, i, x] * (
-                    st[0, i, x] * vs[b, i + h, x + h]
-                    + st[1, i, x] * acc[r, x]
-                    - st[2, i, x] * ys[b, i + h, x + h]
-                )
-    if acfg.site_acc:
-        for i in range(i0, i1):
-            r = i - i0
-            for x in range(nx):
-                site_sums[b, 0, i, x] += lt[r, x] * vs[b, i + h, x + h]
-                site_sums[b, 1, i, x] += lt[r, x] * acc[r, x]
-                site_sums[b, 2, i, x] -= lt[r, x] * ys[b, i + h, x + h]
-                site_sums[b, 3, i, x] += g[r, x]
-    else:
-        for i in range(i0, i1):
-            r = i - i0
-            for x in range(nx):
-                s_a += lt[r, x] * vs[b, i + h, x + h]
-                s_b += lt[r, x] * acc[r, x]
-                s_d -= lt[r, x] * ys[b, i + h, x + h]
-                s_g += g[r, x]
-    if cfg.has_noise:
-        if cfg.uniform:
-            be = cfg.scal[1]
-            for i in range(i0, i1):
-                for x in range(nx):
-                    s_nz += lt[i - i0, x] * be * cfg.noise[b, n, i, x]
-        else:
-            for i in range(i0, i1):
-                for x in range(nx):
-                    s_nz += lt[i - i0, x] * cfg.site[1, i, x] * cfg.noise[b, n, i, x]
-    sums[b, S_ALPHA] += s_a
-    sums[b, S_BETA] += s_b
-    sums[b, S_DELTA] += s_d
-    sums[b, S_BIAS] += s_g
-    sums[b, S_DT] += s_dt
-    sums[b, S_NOISE] += s_nz
-    # couplings: scatter g into the neighbours' adjoints, accumulate stencil gradients
-    _scatter_stencil(b, i0, i1, ys, LY, g, cfg.w, acfg.w_site, acfg.mod, acfg.dmod,
-                     acfg.site_mode, acfg.want_kappa, gw, gk)  # fmt: skip
-    if cfg.wv_mode != ko.WV_NONE:
-        _scatter_stencil(b, i0, i1, vs, LV, g, cfg.wv, acfg.wv_site, acfg.mod, acfg.dmod,
-                         acfg.site_mode, acfg.want_kappa, gwv, gkv)  # fmt: skip
-    # drive coefficients of this step
-    if cfg.drive_kind == ko.DRIVE_LINEAR:
-        for m in range(cfg.dcoef.shape[1]):
-            sc = zero
-            for i in range(i0, i1):
-                for x in range(nx):
-                    sc += g[i - i0, x] * cfg.dbasis[m, i, x]
-            dc[b, n, m] += sc
-    elif cfg.drive_kind == ko.DRIVE_EXP:
-        c0 = cfg.dcoef[n, 0]
-        if c0 != 0:
-            sc = zero
+def _make_reverse_rows(H):
+    """The reverse row update with the ghost width ``h`` a compile-time constant ``H`` (0: read
+    it from the stencil at run time). With a constant, ``x + h`` indices are provably
+    non-negative, numba's negative-index wraparound disappears and the loops vectorize: the
+    reverse sweep of 3 x 3 stencils runs 1.3x faster."""
+
+    @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
+    def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt):
+        """Reverse of the update of rows ``[i0, i1)`` at local step ``n`` (``ys, vs``: the state
+        before the step). Scratch ``acc, tmp, g, lt``: ``(reverse_block_rows(nx), nx)``."""
+        gw, gk, gwv, gkv, dc, sums, site_sums = out
+        h = H if H > 0 else cfg.w.shape[0] // 2
+        nx = acc.shape[1]
+        nr = i1 - i0
+        ko.preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp)
+        # sigma and sigma' (acc <- a, g <- sigma')
+        if cfg.act == ko.ACT_FAST_TANH:
             for r in range(nr):
                 for x in range(nx):
-                    tmp[r, x] = g[r, x] * np.exp(tmp[r, x])
-                    sc += tmp[r, x]
-            dc[b, n, 0] += sc
-            for m in range(1, cfg.dcoef.shape[1]):
+                    t, d = fast_tanh_and_grad(acc[r, x])
+                    g[r, x] = d
+                    acc[r, x] = t
+        elif cfg.act == ko.ACT_EXACT_TANH:
+            for r in range(nr):
+                for x in range(nx):
+                    t = np.tanh(acc[r, x])
+                    acc[r, x] = t
+                    g[r, x] = 1 - t * t
+        else:
+            for r in range(nr):
+                for x in range(nx):
+                    g[r, x] = 1
+        if cfg.has_noise:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    acc[i - i0, x] += cfg.noise[b, n, i, x]
+        if cfg.has_mask:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    ly[b, i, x] *= cfg.mask[i, x]
+                    lv[b, i, x] *= cfg.mask[i, x]
+        dt = cfg.scal[4]
+        zero = dt - dt
+        s_a = zero
+        s_b = zero
+        s_d = zero
+        s_g = zero
+        s_dt = zero
+        s_nz = zero
+        # Separate loops with few arrays each: LLVM vectorizes a loop only when its runtime alias
+        # checks (stores x loads) stay few.
+        if cfg.uniform:
+            al = cfg.scal[0]
+            be = cfg.scal[1]
+            de = cfg.scal[2]
+            for i in range(i0, i1):
+                r = i - i0
+                for x in range(nx):
+                    lt[r, x] = lv[b, i, x] + dt * ly[b, i, x]
+                for x in range(nx):
+                    g[r, x] = be * g[r, x] * lt[r, x]
+                for x in range(nx):
+                    LY[b, i + h, x + h] += ly[b, i, x] - de * lt[r, x]
+                for x in range(nx):
+                    LV[b, i + h, x + h] += al * lt[r, x]
+                for x in range(nx):
+                    s_dt += ly[b, i, x] * (
+                        al * vs[b, i + h, x + h] + be * acc[r, x] - de * ys[b, i + h, x + h]
+                    )
+        else:
+            st = cfg.site
+            for i in range(i0, i1):
+                r = i - i0
+                for x in range(nx):
+                    lt[r, x] = lv[b, i, x] + dt * ly[b, i, x]
+                for x in range(nx):
+                    g[r, x] = st[1, i, x] * g[r, x] * lt[r, x]
+                for x in range(nx):
+                    LY[b, i + h, x + h] += ly[b, i, x] - st[2, i, x] * lt[r, x]
+                for x in range(nx):
+                    LV[b, i + h, x + h] += st[0, i, x] * lt[r, x]
+                for x in range(nx):
+                    s_dt += ly[b, i, x] * (
+                        st[0, i, x] * vs[b, i + h, x + h]
+                        + st[1, i, x] * acc[r, x]
+                        - st[2, i, x] * ys[b, i + h, x + h]
+                    )
+        if acfg.site_acc:
+            for i in range(i0, i1):
+                r = i - i0
+                for x in range(nx):
+                    site_sums[b, 0, i, x] += lt[r, x] * vs[b, i + h, x + h]
+                    site_sums[b, 1, i, x] += lt[r, x] * acc[r, x]
+                    site_sums[b, 2, i, x] -= lt[r, x] * ys[b, i + h, x + h]
+                    site_sums[b, 3, i, x] += g[r, x]
+        else:
+            for i in range(i0, i1):
+                r = i - i0
+                for x in range(nx):
+                    s_a += lt[r, x] * vs[b, i + h, x + h]
+                    s_b += lt[r, x] * acc[r, x]
+                    s_d -= lt[r, x] * ys[b, i + h, x + h]
+                    s_g += g[r, x]
+        if cfg.has_noise:
+            if cfg.uniform:
+                be = cfg.scal[1]
+                for i in range(i0, i1):
+                    for x in range(nx):
+                        s_nz += lt[i - i0, x] * be * cfg.noise[b, n, i, x]
+            else:
+                for i in range(i0, i1):
+                    for x in range(nx):
+                        s_nz += lt[i - i0, x] * cfg.site[1, i, x] * cfg.noise[b, n, i, x]
+        sums[b, S_ALPHA] += s_a
+        sums[b, S_BETA] += s_b
+        sums[b, S_DELTA] += s_d
+        sums[b, S_BIAS] += s_g
+        sums[b, S_DT] += s_dt
+        sums[b, S_NOISE] += s_nz
+        # couplings: scatter g into the neighbours' adjoints, accumulate stencil gradients
+        _scatter_stencil(b, i0, i1, ys, LY, g, cfg.w, acfg.w_site, acfg.mod, acfg.dmod,
+                         acfg.site_mode, acfg.want_kappa, gw, gk)  # fmt: skip
+        if cfg.wv_mode != ko.WV_NONE:
+            _scatter_stencil(b, i0, i1, vs, LV, g, cfg.wv, acfg.wv_site, acfg.mod, acfg.dmod,
+                             acfg.site_mode, acfg.want_kappa, gwv, gkv)  # fmt: skip
+        # drive coefficients of this step
+        if cfg.drive_kind == ko.DRIVE_LINEAR:
+            for m in range(cfg.dcoef.shape[1]):
                 sc = zero
                 for i in range(i0, i1):
                     for x in range(nx):
-                        sc += tmp[i - i0, x] * cfg.dbasis[m, i, x]
-                dc[b, n, m] += c0 * sc
+                        sc += g[i - i0, x] * cfg.dbasis[m, i, x]
+                dc[b, n, m] += sc
+        elif cfg.drive_kind == ko.DRIVE_EXP:
+            c0 = cfg.dcoef[n, 0]
+            if c0 != 0:
+                sc = zero
+                for r in range(nr):
+                    for x in range(nx):
+                        tmp[r, x] = g[r, x] * np.exp(tmp[r, x])
+                        sc += tmp[r, x]
+                dc[b, n, 0] += sc
+                for m in range(1, cfg.dcoef.shape[1]):
+                    sc = zero
+                    for i in range(i0, i1):
+                        for x in range(nx):
+                            sc += tmp[i - i0, x] * cfg.dbasis[m, i, x]
+                    dc[b, n, m] += c0 * sc
+
+    return _reverse_rows
+
+
+_reverse_rows_h1 = _make_reverse_rows(1)
+_reverse_rows_any = _make_reverse_rows(0)
 
 
 @njit(cache=True)
@@ -336,8 +348,12 @@ def _members_reverse(b0, b1, Y, V, ly, lv, LY, LV, nsteps, inj_state, inj_y, inj
         for r0 in range(0, ny, nb):
             r1 = min(r0 + nb, ny)
             for b in range(b0, b1):
-                _reverse_rows(b, r0, r1, n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out,
-                              acc, tmp, g, lt)  # fmt: skip
+                if h == 1:
+                    _reverse_rows_h1(b, r0, r1, n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out,
+                                     acc, tmp, g, lt)  # fmt: skip
+                else:
+                    _reverse_rows_any(b, r0, r1, n, Y[n], V[n], ly, lv, LY, LV, cfg, acfg, out,
+                                      acc, tmp, g, lt)  # fmt: skip
         for b in range(b0, b1):
             fold_ghosts(LY, b, h, cfg.colmode)
             fold_ghosts(LV, b, h, cfg.colmode)

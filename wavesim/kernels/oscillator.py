@@ -326,56 +326,67 @@ def preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp):
                     acc[r, x] += c0 * np.exp(tmp[r, x])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _update_rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc):
-    """Activation, noise, integrator update and mask of rows ``[i0, i1)`` (``acc`` holds s)."""
-    h = cfg.w.shape[0] // 2
-    nx = acc.shape[1]
-    nr = i1 - i0
-    # 4. activation
-    if cfg.act == ACT_FAST_TANH:
-        for r in range(nr):
-            for x in range(nx):
-                acc[r, x] = fast_tanh(acc[r, x])
-    elif cfg.act == ACT_EXACT_TANH:
-        for r in range(nr):
-            for x in range(nx):
-                acc[r, x] = np.tanh(acc[r, x])
-    # 5. noise
-    if cfg.has_noise:
-        for i in range(i0, i1):
-            for x in range(nx):
-                acc[i - i0, x] += cfg.noise[b, n, i, x]
-    # 6. update
-    dt = cfg.scal[4]
-    if cfg.uniform:
-        al = cfg.scal[0]
-        be = cfg.scal[1]
-        de = cfg.scal[2]
-        for i in range(i0, i1):
-            for x in range(nx):
-                yb = ys[b, i + h, x + h]
-                vn = al * vs[b, i + h, x + h] + be * acc[i - i0, x] - de * yb
-                vd[b, i + h, x + h] = vn
-                yd[b, i + h, x + h] = yb + dt * vn
-    else:
-        st = cfg.site
-        for i in range(i0, i1):
-            for x in range(nx):
-                yb = ys[b, i + h, x + h]
-                vn = (
-                    st[0, i, x] * vs[b, i + h, x + h]
-                    + st[1, i, x] * acc[i - i0, x]
-                    - st[2, i, x] * yb
-                )
-                vd[b, i + h, x + h] = vn
-                yd[b, i + h, x + h] = yb + dt * vn
-    # 7. inactive sites stay at rest
-    if cfg.has_mask:
-        for i in range(i0, i1):
-            for x in range(nx):
-                vd[b, i + h, x + h] *= cfg.mask[i, x]
-                yd[b, i + h, x + h] *= cfg.mask[i, x]
+def _make_update_rows(H):
+    """:func:`_update_rows` with the ghost width a compile-time constant ``H`` (0: from the
+    stencil at run time). A constant makes ``x + h`` provably non-negative, so numba emits no
+    negative-index wraparound and LLVM vectorizes the update."""
+
+    @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+    def _update_rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc):
+        """Activation, noise, integrator update and mask of rows ``[i0, i1)`` (``acc`` holds s)."""
+        h = H if H > 0 else cfg.w.shape[0] // 2
+        nx = acc.shape[1]
+        nr = i1 - i0
+        # 4. activation
+        if cfg.act == ACT_FAST_TANH:
+            for r in range(nr):
+                for x in range(nx):
+                    acc[r, x] = fast_tanh(acc[r, x])
+        elif cfg.act == ACT_EXACT_TANH:
+            for r in range(nr):
+                for x in range(nx):
+                    acc[r, x] = np.tanh(acc[r, x])
+        # 5. noise
+        if cfg.has_noise:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    acc[i - i0, x] += cfg.noise[b, n, i, x]
+        # 6. update
+        dt = cfg.scal[4]
+        if cfg.uniform:
+            al = cfg.scal[0]
+            be = cfg.scal[1]
+            de = cfg.scal[2]
+            for i in range(i0, i1):
+                for x in range(nx):
+                    yb = ys[b, i + h, x + h]
+                    vn = al * vs[b, i + h, x + h] + be * acc[i - i0, x] - de * yb
+                    vd[b, i + h, x + h] = vn
+                    yd[b, i + h, x + h] = yb + dt * vn
+        else:
+            st = cfg.site
+            for i in range(i0, i1):
+                for x in range(nx):
+                    yb = ys[b, i + h, x + h]
+                    vn = (
+                        st[0, i, x] * vs[b, i + h, x + h]
+                        + st[1, i, x] * acc[i - i0, x]
+                        - st[2, i, x] * yb
+                    )
+                    vd[b, i + h, x + h] = vn
+                    yd[b, i + h, x + h] = yb + dt * vn
+        # 7. inactive sites stay at rest
+        if cfg.has_mask:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    vd[b, i + h, x + h] *= cfg.mask[i, x]
+                    yd[b, i + h, x + h] *= cfg.mask[i, x]
+
+    return _update_rows
+
+
+_update_rows_h1 = _make_update_rows(1)
+_update_rows_any = _make_update_rows(0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -391,7 +402,10 @@ def _rows(b, i0, i1, n, ys, vs, yd, vd, cfg, acc, tmp):
         for r0 in range(i0, i1, nb):
             r1 = min(r0 + nb, i1)
             preactivation_rows(b, r0, r1, n, ys, vs, cfg, acc, tmp)
-            _update_rows(b, r0, r1, n, ys, vs, yd, vd, cfg, acc)
+            if cfg.w.shape[0] == 3:
+                _update_rows_h1(b, r0, r1, n, ys, vs, yd, vd, cfg, acc)
+            else:
+                _update_rows_any(b, r0, r1, n, ys, vs, yd, vd, cfg, acc)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
