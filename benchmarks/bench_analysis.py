@@ -35,7 +35,6 @@ import datetime
 import math
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,8 @@ import numpy as np
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from _machine import CpuShare
 
 from wavesim.analysis import phase_gradient, phase_singularities, plaquette_winding  # noqa: E402
 from wavesim.analysis.winding import _plaquette_winding_numpy  # noqa: E402
@@ -105,35 +106,6 @@ def as_dataarray(frames: np.ndarray) -> xr.DataArray:
 # --------------------------------------------------------------------------------------------
 # timing
 # --------------------------------------------------------------------------------------------
-class CpuShare:
-    """Share of the machine's CPU time used by other processes since construction.
-
-    From ``/proc/stat`` (busy + steal time of all CPUs) minus this process's CPU time, as in
-    ``bench_kernel.py``; NaN where ``/proc/stat`` is not available.
-    """
-
-    def __init__(self):
-        self.t0, self.busy0, self.own0 = self._snapshot()
-
-    @staticmethod
-    def _snapshot():
-        busy = math.nan
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(v) for v in f.readline().split()[1:9]]
-            user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-            busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            pass
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return time.perf_counter(), busy, r.ru_utime + r.ru_stime
-
-    def others(self) -> float:
-        t1, busy1, own1 = self._snapshot()
-        wall = (t1 - self.t0) * (os.cpu_count() or 1)
-        return max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / max(wall, 1e-9)
-
-
 def frames_per_second(run, block, nb: int, frames: int, repeats: int) -> tuple[float, float]:
     """Best frames/s of ``run(block)`` (``nb`` frames per call) over ``frames`` frames, and the
     share of the machine's CPU time other processes used meanwhile."""

@@ -62,6 +62,7 @@ import tracemalloc
 
 import numba
 import numpy as np
+from _machine import CpuShare, cpu_name, fmt
 
 from wavesim.coupling import laplacian_stencil, orientation_similarity
 from wavesim.lattice import Lattice
@@ -174,42 +175,6 @@ def state_bytes(members: int, n: int, itemsize: int = 4, k: int = 3) -> int:
 
 # ------------------------------------------------------------------------------------------------
 # timing (this process)
-
-
-class CpuShare:
-    """Share of the machine's CPU time used by *other* processes since construction.
-
-    Busy and steal time of all CPUs from ``/proc/stat`` minus this process's and its children's
-    CPU time, over wall time × CPUs; NaN where ``/proc/stat`` is missing.
-    """
-
-    def __init__(self):
-        self.t0, self.busy0, self.own0 = self._snapshot()
-
-    @staticmethod
-    def _snapshot():
-        busy = math.nan
-        try:
-            with open("/proc/stat") as f:
-                user, nice, system, _, _, irq, softirq, steal = (
-                    int(x) for x in f.readline().split()[1:9]
-                )
-            busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            pass
-        own = sum(
-            r.ru_utime + r.ru_stime
-            for r in (
-                resource.getrusage(resource.RUSAGE_SELF),
-                resource.getrusage(resource.RUSAGE_CHILDREN),
-            )
-        )
-        return time.perf_counter(), busy, own
-
-    def others(self) -> float:
-        t1, busy1, own1 = self._snapshot()
-        wall = (t1 - self.t0) * (os.cpu_count() or 1)
-        return max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / max(wall, 1e-9)
 
 
 def time_gradient(threads: int, args) -> dict:
@@ -439,21 +404,6 @@ def jax_worker(threads: int, members: int, n: int, nsteps: int, repeat: int) -> 
 
 # ------------------------------------------------------------------------------------------------
 # report
-
-
-def fmt(x, spec=".0f", missing="-"):
-    return missing if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def render(rows: list[dict], columns: list[tuple]) -> str:
