@@ -59,8 +59,6 @@ AdjointConfig = namedtuple(
     "AdjointConfig",
     [
         "site_mode",  # bool: per-site weights (modulation), needed whenever kappa is involved
-        "w_site",  # (k*k, ny, nx) modulated position weights W_o * M_o, or (1, 1, 1)
-        "wv_site",  # (k*k, ny, nx) modulated velocity weights, or (1, 1, 1)
         "mod",  # (k*k, ny, nx) modulation M, or (1, 1, 1)
         "dmod",  # (k*k, ny, nx) dM/dkappa, or (1, 1, 1)
         "want_kappa",  # bool: accumulate GK / GKV
@@ -112,7 +110,7 @@ def fold_ghosts(a, b, h, colmode):
 
 
 @njit(cache=True, fastmath=AFASTMATH, error_model="numpy")
-def _scatter_stencil(b, i0, i1, src, dst, g, w, w_site, mod, dmod, site_mode, want_kappa, gw, gk):
+def _scatter_stencil(b, i0, i1, src, dst, g, w, mod, dmod, site_mode, want_kappa, gw, gk):
     """For rows ``[i0, i1)``: dst[i+o] += W_o(i) g;  gw[o] += sum g M_o src[i+o];
     gk[o] += sum g P_o src[i+o]  (``g`` is the block's ``(rows, nx)`` adjoint of s)."""
     k = w.shape[0]
@@ -271,10 +269,10 @@ def _make_reverse_rows(H):
         sums[b, S_DT] += s_dt
         sums[b, S_NOISE] += s_nz
         # couplings: scatter g into the neighbours' adjoints, accumulate stencil gradients
-        _scatter_stencil(b, i0, i1, ys, LY, g, cfg.w, acfg.w_site, acfg.mod, acfg.dmod,
+        _scatter_stencil(b, i0, i1, ys, LY, g, cfg.w, acfg.mod, acfg.dmod,
                          acfg.site_mode, acfg.want_kappa, gw, gk)  # fmt: skip
         if cfg.wv_mode != ko.WV_NONE:
-            _scatter_stencil(b, i0, i1, vs, LV, g, cfg.wv, acfg.wv_site, acfg.mod, acfg.dmod,
+            _scatter_stencil(b, i0, i1, vs, LV, g, cfg.wv, acfg.mod, acfg.dmod,
                              acfg.site_mode, acfg.want_kappa, gwv, gkv)  # fmt: skip
         # drive coefficients of this step
         if cfg.drive_kind == ko.DRIVE_LINEAR:

@@ -15,7 +15,7 @@ so checkpointed and un-checkpointed gradients are bit-identical.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -183,24 +183,18 @@ class GradientEngine:
         return sim.kernel.threads > 1 and self.members >= sim.kernel.threads
 
     def _adjoint_config(self, params: OscillatorParams, sim: Simulator, want_kappa: bool):
-        k = params.k
+        """Orientation modulation M and dM/dkappa for the reverse sweep (unused without a map)."""
         dt = self.dtype
-        one = np.zeros((1, 1, 1), dt)
+        site_acc = not sim.kernel._static["uniform"]
         if params.theta is None or not (want_kappa or params.kappa > 0):
-            return ka.AdjointConfig(False, one, one, one, one, False, not sim.kernel._static[
-                "uniform"]), None  # fmt: skip
-        c = orientation_similarity(params.theta, k, self.lattice)
+            one = np.zeros((1, 1, 1), dt)
+            return ka.AdjointConfig(False, one, one, False, site_acc)
+        c = orientation_similarity(params.theta, params.k, self.lattice)
         m = np.exp(params.kappa * c)
         ok = np.isfinite(m)
         m = np.where(ok, m, 0.0)
         p = np.where(ok, c * m, 0.0)
-        w_site = (params.w.reshape(-1)[:, None, None] * m).astype(dt)
-        wv_site = (
-            one if params.wv is None else (params.wv.reshape(-1)[:, None, None] * m).astype(dt)
-        )
-        cfg = ka.AdjointConfig(True, w_site, wv_site, m.astype(dt), p.astype(dt),
-                               bool(want_kappa), not sim.kernel._static["uniform"])  # fmt: skip
-        return cfg, m
+        return ka.AdjointConfig(True, m.astype(dt), p.astype(dt), bool(want_kappa), site_acc)
 
     # ------------------------------------------------------------------ API
     def loss(self, params: OscillatorParams, dt: float, y0, v0, nsteps: int, loss) -> float:
@@ -268,7 +262,7 @@ class GradientEngine:
         B = self.members
         sb = self._state_bytes(k)
         seg, peak = checkpoint_plan(nsteps, sb, self.checkpoint, self.memory_budget)
-        acfg, _ = self._adjoint_config(params, sim, "kappa" in wrt)
+        acfg = self._adjoint_config(params, sim, "kappa" in wrt)
         starts = list(range(0, max(nsteps, 1), seg)) if nsteps > 0 else [0]
         # forward: checkpoints at segment starts
         snaps = []
@@ -431,8 +425,3 @@ def _check_steps(steps, nsteps):
             f"loss.steps: state indices must lie in [0, nsteps={nsteps}], got "
             f"{int(steps[0])}..{int(steps[-1])}"
         )
-
-
-def with_values(params: OscillatorParams, **values) -> OscillatorParams:
-    """``params`` with some fields replaced (``w``, ``wv``, ``kappa``, ``omega2``, ...)."""
-    return replace(params, **values)
