@@ -224,3 +224,25 @@ def test_generalized_phase_errors():
         generalized_phase(da, extend=0.5)
     with pytest.raises(ValueError, match="Nyquist"):
         generalized_phase(da, (5, 800))
+
+
+def test_oscillator_amplitude_is_exact_for_a_harmonic_wave():
+    """y = A cos(ωt − kx), ẏ = −Aω sin(ωt − kx): the amplitude is A at every site and time."""
+    import xarray as xr
+
+    from wavesim.analysis import oscillator_amplitude
+
+    t = np.linspace(0, 20, 41)
+    x = np.linspace(0, 3, 16)
+    A = 0.5 + x / 10  # a different amplitude per column
+    w, k = 1.3, 2.0
+    arg = w * t[:, None, None] - k * x[None, None, :] + 0 * x[None, :, None]
+    ds = xr.Dataset(
+        {
+            "field": (("time", "y", "x"), A * np.cos(arg)),
+            "field_dot": (("time", "y", "x"), -A * w * np.sin(arg)),
+        },
+        coords={"time": t, "y": x, "x": x},
+    )
+    amp = oscillator_amplitude(ds, omega=w)
+    np.testing.assert_allclose(amp.values, np.broadcast_to(A, amp.shape), rtol=1e-12)

@@ -257,3 +257,24 @@ def test_store_without_ydot_needs_a_band(tmp_path, capsys):
     assert main(["analyze", str(path)]) == 2
     err = capsys.readouterr().err
     assert "field_dot" in err and "--band" in err and "Hz" in err
+
+
+def test_amplitude_gate(spiral_store, tmp_path, capsys):
+    """--min-amplitude: the summary equals one computed on the gated phase, the core survives
+    the gate (its neighbourhood is active), and a fraction outside [0, 1) is refused."""
+    from wavesim.analysis import gate_phase, oscillator_amplitude
+
+    out = tmp_path / "gated.zarr"
+    argv = ["analyze", str(spiral_store), "--start", "5", "--min-amplitude", "0.2", "-o", str(out)]
+    assert main([*argv, "-q"]) == 0
+    ds = open_quietly(spiral_store)
+    gated = gate_phase(oscillator_phase(ds), oscillator_amplitude(ds), 0.2)
+    expected = wave_summary(gated.sel(time=slice(5.0, None)), periodic=False)
+    summary = open_quietly(out, "analysis/summary").load()
+    for name in ("singularities_positive", "singularities_negative", "speed_median"):
+        np.testing.assert_allclose(summary[name], expected[name], rtol=1e-12, err_msg=name)
+    tracks = open_quietly(out, "analysis/tracks").load()
+    core = int(np.argmax(tracks["n_points"].values))
+    assert int(tracks["track_charge"][core]) == 1 and int(tracks["n_points"][core]) == 11
+    assert main(["analyze", str(spiral_store), "--min-amplitude", "1.5", "-o", str(out)]) == 2
+    assert "--min-amplitude" in capsys.readouterr().err

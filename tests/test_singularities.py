@@ -272,3 +272,33 @@ def test_dx_contradicting_coordinates_is_rejected():
     da = grid_da(np.zeros((2, 4, 4)), dx=0.05)
     with pytest.raises(ValueError, match="contradicts the x coordinate"):
         phase_singularities(da, dx=0.1)
+
+
+def test_amplitude_gate_keeps_active_cores_and_drops_quiet_ones():
+    """Two vortices: one in an active region, one where the activity is 1e-3 of it. A gate at
+    5 % of the frame's largest amplitude (window radius 3) keeps the first, whose own core has
+    zero amplitude, and drops the second; the charge bookkeeping stays exact."""
+    import xarray as xr
+
+    from wavesim.analysis import charge_balance, gate_phase, phase_singularities
+
+    ny, nx = 40, 60
+    y, x = np.mgrid[0:ny, 0:nx].astype(float)
+    envelope = np.exp(-((x - 15) ** 2 + (y - 20) ** 2) / (2 * 8.0**2)) + 1e-3
+    z = ((x - 15.3) + 1j * (y - 20.6)) * ((x - 45.2) - 1j * (y - 19.4)) / 100 * envelope
+    coords = {"time": [0.0], "y": np.arange(ny) * 0.1, "x": np.arange(nx) * 0.1}
+    phase = xr.DataArray(np.angle(z)[None], dims=("time", "y", "x"), coords=coords)
+    amp = xr.DataArray(np.abs(z)[None], dims=("time", "y", "x"), coords=coords)
+    every = phase_singularities(phase)
+    assert sorted(every["charge"].values.tolist()) == [-1, 1]
+    gated = gate_phase(phase, amp, 0.05)
+    kept = phase_singularities(gated)
+    assert kept["charge"].values.tolist() == [1]
+    assert (
+        abs(float(kept["x"][0]) / 0.1 - 15.3) < 0.5 and abs(float(kept["y"][0]) / 0.1 - 20.6) < 0.5
+    )
+    assert np.isnan(gated.sel(x=4.5, y=1.9, method="nearest")).item()  # the quiet vortex's site
+    balance = charge_balance(gated, kept)
+    assert int(np.abs(balance["residual"]).max()) == 0
+    with pytest.raises(ValueError, match="min_amplitude"):
+        gate_phase(phase, amp, -1)

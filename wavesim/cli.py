@@ -96,10 +96,18 @@ def _analysis_phase(ds, args):
     """``(phase DataArray, method, band)`` of a store, as chosen by ``--phase``/``--band``."""
     from wavesim.analysis.phase import (
         analytic_phase,
+        gate_phase,
         generalized_phase,
+        oscillator_amplitude,
         oscillator_phase,
         velocity_variable,
     )
+
+    if not (args.min_amplitude >= 0 and args.min_amplitude < 1):
+        raise ValueError(
+            f"--min-amplitude must be a fraction in [0, 1) of each frame's largest amplitude, "
+            f"got {args.min_amplitude:g}"
+        )
 
     try:
         velocity_variable(ds)
@@ -128,9 +136,12 @@ def _analysis_phase(ds, args):
         if args.start is not None or args.stop is not None:  # read only the frames analysed
             ds = ds.sel(time=slice(args.start, args.stop))
         try:
-            return oscillator_phase(ds, args.omega), method, None
+            phase = oscillator_phase(ds, args.omega)
         except ValueError as exc:
             raise ValueError(f"{exc}; pass --omega W (rad/ms)") from exc
+        if args.min_amplitude:
+            phase = gate_phase(phase, oscillator_amplitude(ds, args.omega), args.min_amplitude)
+        return phase, method, None
     if args.omega is not None:
         raise ValueError("--omega applies to --phase oscillator only")
     if method == "analytic" and band is None:
@@ -152,7 +163,10 @@ def _analysis_phase(ds, args):
             )
     func = analytic_phase if method == "analytic" else generalized_phase
     out = func(ds, band)
-    return out["phase"], method, [float(b) for b in band]
+    phase = out["phase"]
+    if args.min_amplitude:
+        phase = gate_phase(phase, out["amplitude"], args.min_amplitude)
+    return phase, method, [float(b) for b in band]
 
 
 def _format_summary(summary, title: str) -> str:
@@ -380,6 +394,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="optical-flow pattern classification (auto: up to 128 x 128)")  # fmt: skip
     p.add_argument("--pattern-stride", type=int, default=1,
                    help="classify every N-th frame pair only (optical flow is slow)")  # fmt: skip
+    p.add_argument("--min-amplitude", type=float, default=0.0, metavar="FRACTION",
+                   help="ignore sites whose amplitude is below this fraction of the frame's "
+                   "largest (their phase is noise); default 0: keep every site")  # fmt: skip
     p.add_argument("--start", type=float, default=None, help="first time analysed (ms)")
     p.add_argument("--stop", type=float, default=None, help="last time analysed (ms)")
     p.add_argument("--member", type=int, default=None, help="member of a batched store")

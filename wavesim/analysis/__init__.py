@@ -9,6 +9,8 @@ _EXPORTS = {
     "plaquette_winding": "wavesim.analysis.winding",
     "estimate_wavelength": "wavesim.maps",
     "oscillator_phase": "wavesim.analysis.phase",
+    "oscillator_amplitude": "wavesim.analysis.phase",
+    "gate_phase": "wavesim.analysis.phase",
     "analytic_phase": "wavesim.analysis.phase",
     "generalized_phase": "wavesim.analysis.phase",
     "instantaneous_frequency": "wavesim.analysis.phase",

@@ -28,8 +28,10 @@ from scipy import interpolate, signal
 
 __all__ = [
     "analytic_phase",
+    "gate_phase",
     "generalized_phase",
     "instantaneous_frequency",
+    "oscillator_amplitude",
     "oscillator_phase",
     "resolve_omega",
     "state_variable",
@@ -224,6 +226,92 @@ def oscillator_phase(
     phi.name = "phase"
     phi.attrs = {"units": "rad", "long_name": "oscillator phase"}
     return phi
+
+
+def oscillator_amplitude(
+    ds: xr.Dataset,
+    omega: float | xr.DataArray | None = None,
+    *,
+    var: str | None = None,
+    velocity: str | None = None,
+) -> xr.DataArray:
+    """Amplitude of each lattice oscillator, the modulus that goes with :func:`oscillator_phase`.
+
+    ``A = sqrt(y**2 + (ydot/omega)**2)``: for y = A cos(ωt − k·x) it is A exactly. Arguments as
+    in :func:`oscillator_phase`.
+
+    Returns
+    -------
+    xarray.DataArray
+        Named ``amplitude``, same dims and coords as the state, in the units of y.
+    """
+    state = var if var is not None else state_variable(ds)
+    vel = velocity if velocity is not None else velocity_variable(ds, state)
+    w = resolve_omega(ds, omega)
+    y = ds[state]
+    amp = np.sqrt(y**2 + (ds[vel] / w) ** 2).transpose(*y.dims)
+    amp.name = "amplitude"
+    amp.attrs = {"units": y.attrs.get("units", "1"), "long_name": "oscillator amplitude"}
+    return amp
+
+
+def gate_phase(phase: xr.DataArray, amplitude: xr.DataArray, min_amplitude: float, *,
+               relative: bool = True, radius: int = 3) -> xr.DataArray:  # fmt: skip
+    """The phase with the sites of quiet regions set to NaN (missing).
+
+    Where the activity is small the phase is noise, and its windings are noise singularities (a
+    free wave dying out, the quiet rim of a recording). A site is kept when the *largest*
+    amplitude within ``radius`` sites of it (a square window) reaches the threshold: the core of
+    a real singularity, where the amplitude itself goes to zero, is kept because its
+    surroundings are active. The analyzers treat NaN sites as missing: no singularity lies on a
+    plaquette with a NaN corner, and :func:`~wavesim.analysis.charge_balance` follows the border
+    of the valid region.
+
+    Parameters
+    ----------
+    phase, amplitude : xarray.DataArray
+        Same dims ``(..., time, y, x)`` (as :func:`oscillator_phase` and
+        :func:`oscillator_amplitude`, or ``analytic_phase(...)["phase"]`` and ``["amplitude"]``).
+    min_amplitude : float
+        Threshold, >= 0: a fraction of each frame's largest amplitude (``relative=True``) or an
+        absolute amplitude.
+    relative : bool
+    radius : int
+        Half-width (sites) of the window whose largest amplitude is compared, >= 0.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``phase`` where the local amplitude reaches the threshold, NaN elsewhere; ``attrs``
+        record the gate.
+    """
+    from scipy.ndimage import maximum_filter
+
+    if not (np.isfinite(min_amplitude) and min_amplitude >= 0):
+        raise ValueError(f"min_amplitude: expected a number >= 0, got {min_amplitude!r}")
+    if int(radius) != radius or radius < 0:
+        raise ValueError(f"radius: expected an integer >= 0 (sites), got {radius!r}")
+    if set(amplitude.dims) != set(phase.dims):
+        raise ValueError(
+            f"amplitude: expected the dims of the phase {phase.dims}, got {amplitude.dims}"
+        )
+    amp = amplitude.transpose(*phase.dims)
+    values = np.nan_to_num(np.asarray(amp.values, dtype=float), nan=0.0)
+    size = [1] * (values.ndim - 2) + [2 * int(radius) + 1] * 2
+    local = maximum_filter(values, size=size, mode="nearest")
+    if relative:
+        frame_max = values.max(axis=(-2, -1), keepdims=True)
+        keep = local >= min_amplitude * frame_max
+    else:
+        keep = local >= min_amplitude
+    out = phase.where(xr.DataArray(keep, dims=phase.dims, coords=phase.coords))
+    out.attrs = {
+        **phase.attrs,
+        "min_amplitude": float(min_amplitude),
+        "min_amplitude_relative": int(bool(relative)),
+        "gate_radius": int(radius),
+    }
+    return out
 
 
 # --------------------------------------------------------------------------------------------
