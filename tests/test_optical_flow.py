@@ -292,16 +292,3 @@ def test_bad_inputs_are_named():
         optical_flow(da, kind="phase", dt=1.0)
     with pytest.raises(ValueError, match="dx"):
         optical_flow(da.assign_coords(y=np.arange(12.0)), kind="phase", dx=0.5, dt=1.0)
-
-
-def test_public_names_are_functions_not_modules():
-    """Every public analyzer name resolves to its function even after its module was imported
-    (a module named like its function would shadow it on the package)."""
-    import importlib
-
-    import wavesim.analysis as analysis
-
-    for name in analysis.__all__:
-        importlib.import_module(analysis._EXPORTS[name])
-        assert callable(getattr(analysis, name)), name
-        assert not isinstance(getattr(analysis, name), type(analysis)), name

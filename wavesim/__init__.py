@@ -9,7 +9,7 @@ compiled, or loaded from the cache, the first time a simulation runs).
 
 from __future__ import annotations
 
-import importlib
+from wavesim._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -29,11 +29,7 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wavesim' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__():

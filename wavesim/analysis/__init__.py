@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from wavesim._lazy import lazy_getattr
 
 _EXPORTS = {
     "pinwheels": "wavesim.analysis.orientation_maps",
@@ -30,8 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wavesim.analysis' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

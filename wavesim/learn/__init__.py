@@ -13,7 +13,7 @@ Lower levels: :class:`GradientEngine` (loss and gradient of a trajectory), the l
 
 from __future__ import annotations
 
-import importlib
+from wavesim._lazy import lazy_getattr
 
 _EXPORTS = {
     "fit": "wavesim.learn.fitting",
@@ -43,8 +43,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wavesim.learn' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
