@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 from scipy.ndimage import map_coordinates
 
 import wavesim
+from wavesim.analysis import demodulated_phase as analysis_demodulated_phase
 from wavesim.analysis import oscillator_phase, pinwheels
 from wavesim.analysis.singularities import (
     charge_balance,
@@ -119,16 +119,10 @@ def grating_store(request, tmp_path_factory):
 
 
 def demodulated_phase(ds, nu, t_from):
-    """Response phase at angular frequency ``nu`` (rad/ms) from a sliding one-period average."""
-    y = ds["field"].astype(float)
-    t = ds["time"].values
-    n_win = int(round(2 * np.pi / nu / (t[1] - t[0])))
-    assert np.isclose(n_win * (t[1] - t[0]), 2 * np.pi / nu)  # a whole period of frames
-    w = xr.DataArray(np.exp(-1j * nu * t), dims="time", coords={"time": t})
-    z = (y * w).rolling(time=n_win).mean().sel(time=slice(t_from, None))
-    phase = z.copy(data=np.angle(z.values)) + nu * z["time"]
-    phase.attrs["units"] = "rad"
-    return phase.transpose("time", "y", "x")
+    """Response phase at angular frequency ``nu`` (rad/ms) from a sliding one-period average
+    (:func:`wavesim.analysis.demodulated_phase`, whose frequency is in Hz)."""
+    out = analysis_demodulated_phase(ds["field"], nu / (2 * np.pi) * 1000.0)
+    return out["phase"].sel(time=slice(t_from, None)).transpose("time", "y", "x")
 
 
 def _torus_distance(ax, ay, bx, by, length):

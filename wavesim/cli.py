@@ -96,6 +96,7 @@ def _analysis_phase(ds, args):
     """``(phase DataArray, method, band)`` of a store, as chosen by ``--phase``/``--band``."""
     from wavesim.analysis.phase import (
         analytic_phase,
+        demodulated_phase,
         gate_phase,
         generalized_phase,
         oscillator_amplitude,
@@ -116,6 +117,23 @@ def _analysis_phase(ds, args):
         has_velocity = False
     method = args.phase
     band = tuple(args.band) if args.band else None
+    if method is None and args.frequency is not None:
+        method = "demodulated"
+    if (method == "demodulated") != (args.frequency is not None):
+        raise ValueError(
+            "--phase demodulated needs --frequency HZ (the drive frequency), and --frequency "
+            "applies to --phase demodulated only"
+        )
+    if method == "demodulated":
+        if band or args.omega is not None:
+            raise ValueError("--band and --omega do not apply to --phase demodulated")
+        if args.start is not None or args.stop is not None:
+            ds = ds.sel(time=slice(args.start, args.stop))
+        out = demodulated_phase(ds, args.frequency, periods=args.periods)
+        phase = out["phase"]
+        if args.min_amplitude:
+            phase = gate_phase(phase, out["amplitude"], args.min_amplitude)
+        return phase, method, None
     if method is None:
         method = "analytic" if band else ("oscillator" if has_velocity else None)
     if method is None:
@@ -380,9 +398,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="write the analysis into this new zarr store instead of STORE")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing -o store")
-    p.add_argument("--phase", choices=["oscillator", "analytic", "generalized"], default=None,
+    p.add_argument("--phase", choices=["oscillator", "analytic", "generalized", "demodulated"],
+                   default=None,
                    help="phase estimator (default: oscillator when ydot is recorded; analytic "
-                   "with --band)")  # fmt: skip
+                   "with --band; demodulated with --frequency)")  # fmt: skip
+    p.add_argument("--frequency", type=float, default=None, metavar="HZ",
+                   help="drive frequency in Hz for --phase demodulated (lock-in over a sliding "
+                   "window of --periods whole periods)")  # fmt: skip
+    p.add_argument("--periods", type=int, default=1,
+                   help="window of --phase demodulated, in periods (default 1)")  # fmt: skip
     p.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="band-pass in Hz for --phase analytic/generalized")  # fmt: skip
     p.add_argument("--omega", type=float, default=None,

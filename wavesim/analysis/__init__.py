@@ -12,6 +12,7 @@ _EXPORTS = {
     "oscillator_amplitude": "wavesim.analysis.phase",
     "gate_phase": "wavesim.analysis.phase",
     "analytic_phase": "wavesim.analysis.phase",
+    "demodulated_phase": "wavesim.analysis.phase",
     "generalized_phase": "wavesim.analysis.phase",
     "instantaneous_frequency": "wavesim.analysis.phase",
     "phase_gradient": "wavesim.analysis.velocity",

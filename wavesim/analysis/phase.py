@@ -28,6 +28,7 @@ from scipy import interpolate, signal
 
 __all__ = [
     "analytic_phase",
+    "demodulated_phase",
     "gate_phase",
     "generalized_phase",
     "instantaneous_frequency",
@@ -774,4 +775,103 @@ def instantaneous_frequency(phase, *, units: str = "Hz", dt: float | None = None
     out.name = "frequency"
     if "units" not in out["time"].attrs:
         out["time"].attrs["units"] = "ms"
+    return out
+
+
+def demodulated_phase(
+    data, frequency: float, *, periods: int = 1, window: str = "sliding", dt: float | None = None
+) -> xr.Dataset:
+    """Phase and amplitude of the response at a known frequency (lock-in demodulation).
+
+    For activity driven periodically (a rotating grating, a drifting bar, a periodic stimulus in
+    phase-encoded mapping) the response's phase at the drive frequency ν is what carries the
+    map. Over a window of whole periods, ``Z(x, t) = mean over [t - W, t] of y(x, t') e^{-iνt'}``
+    removes the mean and every harmonic exactly; then
+
+        φ = νt + arg Z,  amplitude = 2|Z|,
+
+    so that y = a cos(νt − ψ(x)) gives φ = νt − ψ(x): the phase increases with time and the
+    wave vector is −∇φ, as everywhere in wavesim.
+
+    Parameters
+    ----------
+    data : xarray.DataArray or xarray.Dataset
+        Signal with a ``time`` dim in ms (a Dataset: its state variable, e.g. ``field``).
+    frequency : float
+        Drive frequency in **Hz** (cycles per second; f Hz is 2π f / 1000 rad/ms).
+    periods : int
+        Window length in periods (>= 1).
+    window : {"sliding", "full"}
+        ``"sliding"``: a window ending at every frame (the first ``W − 1`` frames are dropped);
+        ``"full"``: one estimate from the whole record, which must span a whole number of
+        periods (a single frame at the record's last time).
+    dt : float, optional
+        Sampling interval (ms) when ``data`` has no time coordinate.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``phase`` (rad, wrapped to (−π, π]) and ``amplitude`` (units of the signal) on the
+        signal's dims.
+
+    Raises
+    ------
+    ValueError
+        When the window is not a whole number of frames (within 1e-6 of a frame), is longer
+        than the record, or the frequency is not positive.
+    """
+    func = "demodulated_phase"
+    da, step = _signal_dataarray(data, dt, func, name="data")
+    if not (np.isfinite(frequency) and frequency > 0):
+        raise ValueError(f"{func}: frequency must be a positive number of Hz, got {frequency!r}")
+    if int(periods) != periods or periods < 1:
+        raise ValueError(f"{func}: periods must be a whole number >= 1, got {periods!r}")
+    if window not in ("sliding", "full"):
+        raise ValueError(f"{func}: window must be 'sliding' or 'full', got {window!r}")
+    nu = 2 * np.pi * frequency / 1000.0  # rad/ms
+    t = np.asarray(da["time"].values, dtype=float)
+    if window == "full":
+        span = (t[-1] - t[0]) + step
+        n_win = t.size
+        cycles = span * frequency / 1000.0
+        if abs(cycles - round(cycles)) > 1e-6 * max(1.0, cycles) or round(cycles) < 1:
+            raise ValueError(
+                f"{func}: window='full' needs a record of whole periods; {t.size} frames of "
+                f"{step:g} ms span {cycles:.6g} periods of {frequency:g} Hz"
+            )
+    else:
+        frames = periods * 1000.0 / frequency / step
+        n_win = int(round(frames))
+        if abs(frames - n_win) > 1e-6 * frames:
+            raise ValueError(
+                f"{func}: {periods} period(s) of {frequency:g} Hz are {frames:.6g} frames of "
+                f"{step:g} ms: choose a frequency or periods that give a whole number of frames"
+            )
+        if n_win > t.size:
+            raise ValueError(
+                f"{func}: the window of {n_win} frames is longer than the record ({t.size} "
+                "frames); use fewer periods or window='full'"
+            )
+    carrier = xr.DataArray(np.exp(-1j * nu * t), dims="time", coords={"time": da["time"]})
+    prod = da.astype(float) * carrier
+    if window == "full":
+        z = prod.mean("time").expand_dims(time=da["time"].values[-1:])
+        z = z.transpose(*da.dims)
+    else:
+        z = prod.rolling(time=n_win).mean().isel(time=slice(n_win - 1, None))
+    tt = z["time"].values
+    shape = [1] * z.ndim
+    shape[z.get_axis_num("time")] = tt.size
+    phi = np.angle(np.asarray(z.values) * np.exp(1j * nu * tt).reshape(shape))
+    phi = np.where(phi <= -np.pi, phi + 2 * np.pi, phi)
+    units = da.attrs.get("units", "1")
+    out = xr.Dataset(
+        {
+            "phase": (z.dims, phi, {"units": "rad", "long_name": "demodulated phase"}),
+            "amplitude": (z.dims, 2 * np.abs(np.asarray(z.values)), {"units": units}),
+        },
+        coords=z.coords,
+    )
+    out["time"].attrs.setdefault("units", "ms")
+    out.attrs = {"frequency_hz": float(frequency), "window_frames": int(n_win), "window": window}
     return out
