@@ -243,3 +243,21 @@ def test_gradient_check_directions_per_block():
         bad.assert_ok(1e-5)
     with pytest.raises(ValueError, match="names: expected 300 labels"):
         gradient_check(smooth, x, names=["a", "b"])
+
+
+def test_gradient_check_uses_value_for_the_differences():
+    """With ``value=``, the gradient is evaluated once and the finite differences use values."""
+
+    calls = {"fun": 0, "value": 0}
+
+    def fun(x):
+        calls["fun"] += 1
+        return float(np.sum(np.sin(x))), np.cos(x)
+
+    def value(x):
+        calls["value"] += 1
+        return float(np.sum(np.sin(x)))
+
+    res = gradient_check(fun, np.linspace(0, 1, 5), value=value)
+    res.assert_ok(1e-8)
+    assert calls == {"fun": 1, "value": 10}

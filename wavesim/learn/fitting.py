@@ -532,7 +532,15 @@ def gradient_check(
 
     obj = Objective(scenario, target, learn, **kwargs)
     x = obj.space.x0 if x is None else np.asarray(x, float)
-    return _check(obj, x, eps=eps, n_directions=n_directions, seed=seed, names=obj.space.slices)
+    return _check(
+        obj,
+        x,
+        eps=eps,
+        n_directions=n_directions,
+        seed=seed,
+        names=obj.space.slices,
+        value=obj.value,
+    )
 
 
 def fit(
