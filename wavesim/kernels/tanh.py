@@ -119,40 +119,10 @@ def fast_tanh_grad_numpy(x: np.ndarray) -> np.ndarray:
     return np.where(inside, (p + 2 * s * dp) / q - 2 * s * p * dq / (q * q), 0 * x)
 
 
-def fast_tanh_grad(x):
-    """Derivative of :func:`fast_tanh` at a scalar (callable from numba code and from Python)."""
-    return fast_tanh_grad_numpy(x)[()]
-
-
-def _tanh_grad_impl(dtype):
-    lim, p0, p1, p2, p3, p4, q0, q1, q2, q3, q4 = tanh_coefficients(dtype)
-    t = np.dtype(dtype).type
-    two, three, four, zero = t(2), t(3), t(4), t(0)
-
-    def impl(x):
-        s = x * x
-        p = (((p4 * s + p3) * s + p2) * s + p1) * s + p0
-        q = (((q4 * s + q3) * s + q2) * s + q1) * s + q0
-        dp = ((four * p4 * s + three * p3) * s + two * p2) * s + p1
-        dq = ((four * q4 * s + three * q3) * s + two * q2) * s + q1
-        d = (p + two * s * dp) / q - two * s * p * dq / (q * q)
-        return d if abs(x) < lim else zero
-
-    return impl
-
-
-@overload(fast_tanh_grad, inline="always", jit_options={"error_model": "numpy"})
-def _fast_tanh_grad_overload(x):
-    if x == types.float32:
-        return _tanh_grad_impl(np.float32)
-    if isinstance(x, types.Float):
-        return _tanh_grad_impl(np.float64)
-    return None
-
-
 def fast_tanh_and_grad(x):
-    """``(fast_tanh(x), fast_tanh_grad(x))`` sharing one evaluation of the polynomials."""
-    return fast_tanh(x), fast_tanh_grad(x)
+    """``(fast_tanh(x), d fast_tanh/dx)`` at a scalar, sharing one evaluation of the polynomials
+    (callable from numba code, which the adjoint kernels do, and from Python)."""
+    return fast_tanh(x), fast_tanh_grad_numpy(x)[()]
 
 
 def _tanh_both_impl(dtype):
