@@ -1,4 +1,4 @@
-"""What the benchmarks share: the CPU's name, the share of the CPU other processes used, cells.
+"""What the benchmarks share: the CPU's name, the CPU share of other processes, table rendering.
 
 Imported by the benchmark scripts (``python benchmarks/bench_*.py`` puts this folder on the path).
 """
@@ -64,3 +64,18 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def render(rows, columns) -> str:
+    """A text table: ``columns`` are ``(header, unit, cell(row) -> str)``; a rule under the units,
+    the first column left-aligned, the others right-aligned."""
+    cells = [[h for h, _, _ in columns], [u for _, u, _ in columns]]
+    cells += [[cell(r) for _, _, cell in columns] for r in rows]
+    widths = [max(len(c) for c in col) for col in zip(*cells, strict=True)]
+    cells.insert(2, ["-" * w for w in widths])
+    lines = []
+    for r in cells:
+        padded = [c.rjust(w) for c, w in zip(r, widths, strict=True)]
+        padded[0] = r[0].ljust(widths[0])
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)

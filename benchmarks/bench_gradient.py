@@ -62,7 +62,7 @@ import tracemalloc
 
 import numba
 import numpy as np
-from _machine import CpuShare, cpu_name, fmt
+from _machine import CpuShare, cpu_name, fmt, render
 
 from wavesim.coupling import laplacian_stencil, orientation_similarity
 from wavesim.lattice import Lattice
@@ -404,19 +404,6 @@ def jax_worker(threads: int, members: int, n: int, nsteps: int, repeat: int) -> 
 
 # ------------------------------------------------------------------------------------------------
 # report
-
-
-def render(rows: list[dict], columns: list[tuple]) -> str:
-    cells = [[h for h, _, _ in columns], [u for _, u, _ in columns]]
-    cells += [[cell(r) for _, _, cell in columns] for r in rows]
-    widths = [max(len(c) for c in col) for col in zip(*cells, strict=True)]
-    cells.insert(2, ["-" * w for w in widths])
-    lines = []
-    for r in cells:
-        padded = [c.rjust(w) for c, w in zip(r, widths, strict=True)]
-        padded[0] = r[0].ljust(widths[0])
-        lines.append("  ".join(padded).rstrip())
-    return "\n".join(lines)
 
 
 def _jax_rate(r):

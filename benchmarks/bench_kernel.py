@@ -35,7 +35,7 @@ import time
 
 import numba
 import numpy as np
-from _machine import CpuShare, cpu_name, fmt
+from _machine import CpuShare, cpu_name, fmt, render
 from numba import njit, prange
 
 from wavesim.coupling import laplacian_stencil
@@ -469,16 +469,7 @@ COLUMNS = [
 
 
 def render_table(rows) -> str:
-    cells = [[head for head, _, _ in COLUMNS], [unit for _, unit, _ in COLUMNS]]
-    cells += [[cell(r) for _, _, cell in COLUMNS] for r in rows]
-    widths = [max(len(c) for c in col) for col in zip(*cells, strict=True)]
-    cells.insert(2, ["-" * w for w in widths])
-    lines = []
-    for r in cells:
-        padded = [c.rjust(w) for c, w in zip(r, widths, strict=True)]
-        padded[0] = r[0].ljust(widths[0])
-        lines.append("  ".join(padded))
-    return "\n".join(lines)
+    return render(rows, COLUMNS)
 
 
 def parse_args(argv=None):

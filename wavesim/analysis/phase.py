@@ -167,6 +167,19 @@ def resolve_omega(ds: xr.Dataset, omega: float | xr.DataArray | None = None):
     return math.sqrt(omega2)
 
 
+def _oscillator_state(ds, omega, var, velocity, func: str):
+    """``(y, ydot, omega)`` of a store for the oscillator phase and amplitude."""
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"{func} expects an xarray.Dataset, got {type(ds).__name__}")
+    state = var if var is not None else state_variable(ds)
+    if state not in ds.data_vars:
+        raise KeyError(f"{_describe(ds)} has no variable {state!r}")
+    vel = velocity if velocity is not None else velocity_variable(ds, state)
+    if vel not in ds.data_vars:
+        raise KeyError(f"{_describe(ds)} has no velocity variable {vel!r} ('ydot')")
+    return ds[state], ds[vel], resolve_omega(ds, omega)
+
+
 def oscillator_phase(
     ds: xr.Dataset,
     omega: float | xr.DataArray | None = None,
@@ -208,18 +221,7 @@ def oscillator_phase(
     coupling the instantaneous frequency differs from ω and the estimate is approximate (the
     phase still winds once per cycle and has the same singularities).
     """
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"oscillator_phase expects an xarray.Dataset, got {type(ds).__name__}")
-    state = var if var is not None else state_variable(ds)
-    if state not in ds.data_vars:
-        raise KeyError(f"{_describe(ds)} has no variable {state!r}")
-    vel = velocity if velocity is not None else velocity_variable(ds, state)
-    if vel not in ds.data_vars:
-        raise KeyError(f"{_describe(ds)} has no velocity variable {vel!r} ('ydot')")
-    w = resolve_omega(ds, omega)
-
-    y = ds[state]
-    ydot = ds[vel]
+    y, ydot, w = _oscillator_state(ds, omega, var, velocity, "oscillator_phase")
     phi = np.arctan2(-ydot / w, y)
     # atan2 returns [-π, π]; -π (y < 0, ẏ = +0) belongs to π in (-π, π].
     phi = xr.where(phi <= -np.pi, phi + 2 * np.pi, phi)
@@ -246,11 +248,8 @@ def oscillator_amplitude(
     xarray.DataArray
         Named ``amplitude``, same dims and coords as the state, in the units of y.
     """
-    state = var if var is not None else state_variable(ds)
-    vel = velocity if velocity is not None else velocity_variable(ds, state)
-    w = resolve_omega(ds, omega)
-    y = ds[state]
-    amp = np.sqrt(y**2 + (ds[vel] / w) ** 2).transpose(*y.dims)
+    y, ydot, w = _oscillator_state(ds, omega, var, velocity, "oscillator_amplitude")
+    amp = np.sqrt(y**2 + (ydot / w) ** 2).transpose(*y.dims)
     amp.name = "amplitude"
     amp.attrs = {"units": y.attrs.get("units", "1"), "long_name": "oscillator amplitude"}
     return amp
