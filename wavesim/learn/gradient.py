@@ -189,7 +189,13 @@ class GradientEngine:
         if params.theta is None or not (want_kappa or params.kappa > 0):
             one = np.zeros((1, 1, 1), dt)
             return ka.AdjointConfig(False, one, one, False, site_acc)
-        c = orientation_similarity(params.theta, params.k, self.lattice)
+        # cos 2(theta_i - theta_j) - 1 depends on the map only: computed once per map object
+        # (the cache holds the map itself, so an identity match is the same array)
+        cached = self.__dict__.get("_similarity")
+        if cached is None or cached[0] is not params.theta or cached[1] != params.k:
+            c = orientation_similarity(params.theta, params.k, self.lattice)
+            cached = self._similarity = (params.theta, params.k, c)
+        c = cached[2]
         m = np.exp(params.kappa * c)
         ok = np.isfinite(m)
         m = np.where(ok, m, 0.0)
