@@ -32,7 +32,7 @@ from zarr.errors import ZarrUserWarning
 
 from wavesim.learn.gradient import GradientEngine
 from wavesim.learn.losses import ElectrodeMSE, FieldMSE, Loss
-from wavesim.learn.optim import AdamState, adam, lbfgsb
+from wavesim.learn.optim import AdamState, OptimResult, adam, lbfgsb
 from wavesim.learn.params import Param, ParameterSpace, StencilParam
 
 __all__ = [
@@ -819,7 +819,17 @@ def fit(
         if bar is not None:
             bar.close()
     if result is None:  # nothing left to do (resumed a finished fit)
-        result = type("R", (), {"fun": best["loss"], "x": best["x"], "history": []})()
+        result = OptimResult(
+            x=best["x"],
+            fun=best["loss"],
+            jac=None,
+            nit=0,
+            nfev=0,
+            history=np.empty(0),
+            grad_norms=np.empty(0),
+            success=True,
+            message="nothing left to do: resumed a finished fit",
+        )
     x_best = best["x"] if best["loss"] <= float(result.fun) else np.asarray(result.x)
     values = space.unpack(x_best)
     fitted_values = {n: values[n] for n in space.names if n not in ("y0", "v0")}
