@@ -201,13 +201,13 @@ def test_reverse_step_matches_numpy_reference(boundary):
     LV = np.zeros_like(V[0])
     out = (np.zeros((MEMBERS, 9)), np.zeros((MEMBERS, 9)), np.zeros((MEMBERS, 9)),
            np.zeros((MEMBERS, 9)), np.zeros((MEMBERS, 1, 1)), np.zeros((MEMBERS, ka.N_SUMS)),
-           np.zeros((MEMBERS, 4, *SHAPE)))  # fmt: skip
+           np.zeros((MEMBERS, 4, *SHAPE)), np.zeros((1, 1, 1, 1)))  # fmt: skip
     none = np.zeros((1, MEMBERS, *SHAPE))
     ka.reverse_serial(Y, V, ly, lv, LY, LV, 1, np.zeros(0, np.int64), none, none, cfg, acfg, out)
     ref = ka.reference_adjoint_step(y0, v0, ly1, lv1, rp, DT, modulation=mod, dmod=dmod)
     np.testing.assert_allclose(ly, ref["ly"], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(lv, ref["lv"], rtol=1e-12, atol=1e-12)
-    gw, gk, gwv, gkv, _, sums, site = out
+    gw, gk, gwv, gkv, _, sums, site, _ = out
     np.testing.assert_allclose(gw.sum(0).reshape(3, 3), ref["w"], rtol=1e-11)
     np.testing.assert_allclose(gk.sum(0).reshape(3, 3), ref["kw"], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(gwv.sum(0).reshape(3, 3), ref["wv"], rtol=1e-11)

@@ -182,3 +182,67 @@ class GratingDrive(Drive):
         theta = np.nan_to_num(np.asarray(theta, dtype=float))
         ts = self._theta_s(t)
         return self.amplitude * np.exp(self.tuning * (np.cos(2 * (ts - theta)) - 1))
+
+
+class InputSequence:
+    """Per-member input frames added to sigma's argument, one frame per block of steps.
+
+    The lattice's drive term for an encoder: member ``b`` at step ``n`` gets
+    ``e[b, f(n)]`` added to ``s`` (not scaled by the gain), with
+    ``f(n) = (n - start) // steps_per_frame`` while ``0 <= f(n) < frames``; outside that window
+    the lattice runs free. Unlike the analytic drives the frames are stored, so gradients with
+    respect to every input value are available (``wrt=("inputs",)`` in
+    :meth:`wavesim.learn.GradientEngine.value_and_grad`).
+
+    Parameters
+    ----------
+    values : array_like, (members, frames, ny, nx) or (frames, ny, nx)
+        Input frames (a 3-D array is shared by every member).
+    steps_per_frame : int
+        Integrator steps each frame is held for.
+    start : int
+        Step at which frame 0 starts.
+    """
+
+    def __init__(self, values, steps_per_frame: int = 1, start: int = 0):
+        values = np.asarray(values)
+        if values.ndim == 3:
+            values = values[None]
+        if values.ndim != 4:
+            raise ValueError(
+                "inputs.values: expected an array (members, frames, ny, nx) or (frames, ny, nx), "
+                f"got shape {values.shape}"
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError("inputs.values: contains NaN or inf")
+        if int(steps_per_frame) < 1:
+            raise ValueError(f"inputs.steps_per_frame: expected >= 1, got {steps_per_frame!r}")
+        if int(start) < 0:
+            raise ValueError(f"inputs.start: expected a step >= 0, got {start!r}")
+        self.values = values
+        self.steps_per_frame = int(steps_per_frame)
+        self.start = int(start)
+
+    @property
+    def frames(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def stop(self) -> int:
+        """The first step after the last frame."""
+        return self.start + self.frames * self.steps_per_frame
+
+    def frame_index(self, steps) -> np.ndarray:
+        """Frame driving each of ``steps`` (int64; -1 where no frame is active)."""
+        steps = np.asarray(steps, dtype=np.int64)
+        f = (steps - self.start) // self.steps_per_frame
+        return np.where((steps >= self.start) & (f < self.frames), f, -1).astype(np.int64)
+
+    def frame_at(self, step: int):
+        """The ``(members, ny, nx)`` frame active at ``step``, or None."""
+        f = int(self.frame_index([step])[0])
+        return None if f < 0 else self.values[:, f]
+
+    def __repr__(self) -> str:
+        return (f"InputSequence(values={self.values.shape}, steps_per_frame="
+                f"{self.steps_per_frame}, start={self.start})")  # fmt: skip

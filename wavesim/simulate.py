@@ -76,6 +76,9 @@ class Simulator:
         Kernel threads (default: numba's setting).
     check : bool
         Refuse a time step beyond the stability limit.
+    inputs : wavesim.drives.InputSequence, optional
+        Per-member input frames added to sigma's argument (an encoder's output), indexed by the
+        global step; replace them with :meth:`set_inputs`.
 
     Attributes
     ----------
@@ -87,7 +90,8 @@ class Simulator:
 
     def __init__(self, params: OscillatorParams, lattice: Lattice, dt: float, *,
                  drive: Drive | None = None, members: int = 1, dtype=np.float32, seed=0,
-                 threads: int | None = None, check: bool = True, source: str = ""):  # fmt: skip
+                 threads: int | None = None, check: bool = True, source: str = "",
+                 inputs=None):  # fmt: skip
         self.params = params
         self.lattice = lattice
         self.dt = float(dt)
@@ -97,6 +101,8 @@ class Simulator:
         self.dt_max = check_stability(self.rp, self.dt, source=source) if check else None
         self.members = int(members)
         self.kernel = LatticeKernel(self.rp, self.dt, dtype, drive, self.members, threads)
+        if inputs is not None:
+            self.kernel.set_inputs(inputs)
         self.state = self.kernel.new_state()
         if isinstance(seed, (int, np.integer)):
             seeds = member_seeds(int(seed), self.members)
@@ -132,6 +138,10 @@ class Simulator:
         y = np.broadcast_to(np.asarray(y, dtype=float), shape)
         v = np.zeros(shape) if v is None else np.broadcast_to(np.asarray(v, dtype=float), shape)
         self.state.set(y, v, self.kernel.colmode)
+
+    def set_inputs(self, inputs):
+        """Attach (or with None detach) an :class:`~wavesim.drives.InputSequence`."""
+        self.kernel.set_inputs(inputs)
 
     def initialize(self, kind: str = "rest", **kwargs):
         """Set an initial state by kind (see :func:`wavesim.initial.initial_state`)."""

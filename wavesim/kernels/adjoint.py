@@ -28,6 +28,7 @@ boundary is exact. Parameter adjoints are accumulated along the way:
 ``GK[o] += sum_i g P_o(i) y[i + o]``            ``P = dM/dkappa = (cos 2dtheta - 1) M``
 ``GWV, GKV``                    the same with ``v`` for the velocity stencil
 ``DC[n, c] += sum_i g du/dc``  drive coefficients of every step (gain, dt through the drive)
+``GE[b, f(n), i] += g``        input frames (per member, per frame)
 ``S_dt += m ly' r``, ``S_noise += L beta xi``   the explicit ``dt`` dependences
 =============================  ================================================================
 
@@ -159,7 +160,7 @@ def _make_reverse_rows(H):
     def _reverse_rows(b, i0, i1, n, ys, vs, ly, lv, LY, LV, cfg, acfg, out, acc, tmp, g, lt):
         """Reverse of the update of rows ``[i0, i1)`` at local step ``n`` (``ys, vs``: the state
         before the step). Scratch ``acc, tmp, g, lt``: ``(reverse_block_rows(nx), nx)``."""
-        gw, gk, gwv, gkv, dc, sums, site_sums = out
+        gw, gk, gwv, gkv, dc, sums, site_sums, ginp = out
         h = H if H > 0 else cfg.w.shape[0] // 2
         nx = acc.shape[1]
         nr = i1 - i0
@@ -236,6 +237,12 @@ def _make_reverse_rows(H):
                         + st[1, i, x] * acc[r, x]
                         - st[2, i, x] * ys[b, i + h, x + h]
                     )
+        if cfg.has_input:
+            f = cfg.inp_frame[n]
+            if f >= 0:
+                for i in range(i0, i1):
+                    for x in range(nx):
+                        ginp[b, f, i, x] += g[i - i0, x]
         if acfg.site_acc:
             for i in range(i0, i1):
                 r = i - i0
@@ -448,7 +455,8 @@ def _unpad_fold(a, h, mode):
     return out
 
 
-def reference_adjoint_step(y, v, ly1, lv1, rp, dt, u=None, xi=None, modulation=None, dmod=None):
+def reference_adjoint_step(y, v, ly1, lv1, rp, dt, u=None, xi=None, modulation=None, dmod=None,
+                           e=None):  # fmt: skip
     """One reverse step in plain numpy: adjoints of ``(y, v)`` and parameter adjoints.
 
     Parameters
@@ -466,6 +474,8 @@ def reference_adjoint_step(y, v, ly1, lv1, rp, dt, u=None, xi=None, modulation=N
     modulation, dmod : (k*k, ny, nx), optional
         Orientation modulation ``M`` and ``dM/dkappa`` (default: ``rp.modulation``, no kappa
         gradient).
+    e : (members, ny, nx), optional
+        Input frame of the step (its adjoint is ``u``'s: ``g``).
 
     Returns
     -------
@@ -504,6 +514,8 @@ def reference_adjoint_step(y, v, ly1, lv1, rp, dt, u=None, xi=None, modulation=N
         s = s + couple(vp, p.wv)
     if u is not None:
         s = s + p.gain * u
+    if e is not None:
+        s = s + e
     if p.activation == "tanh":
         a = np.tanh(s) if p.exact_tanh else fast_tanh_numpy(s)
         da = 1 - a * a if p.exact_tanh else fast_tanh_grad_numpy(s)

@@ -154,10 +154,38 @@ class LatticeKernel:
         self._noise_scale = self.dtype.type(p.noise / np.sqrt(self.dt)) if p.noise > 0 else None
         self._no_drive = (np.zeros((1, 1), self.dtype), np.zeros((1, 1, 1), self.dtype))
         self._no_noise = np.zeros((1, 1, 1, 1), self.dtype)
+        self._no_frame = np.full(1, -1, np.int64)
+        self._w_mode_general = ko.W_UNIFORM if fused else w_mode
+        self._w_mode_fused = w_mode
+        self.inputs = None
+        self._inp = None
+
+    def set_inputs(self, inputs):
+        """Attach an :class:`~wavesim.drives.InputSequence` (or None to detach).
+
+        Its frames are copied once into the state dtype, broadcast to every member. Inputs turn
+        the fused fast path off (the staged path adds them per block of rows).
+        """
+        if inputs is None:
+            self.inputs, self._inp = None, None
+            self._static["w_mode"] = self._w_mode_fused
+            return
+        vals = inputs.values
+        ny, nx = self.rp.lattice.shape
+        if vals.shape[2:] != (ny, nx) or vals.shape[0] not in (1, self.members):
+            raise ValueError(
+                f"inputs.values: expected shape ({self.members}, frames, {ny}, {nx}) (or a "
+                f"leading 1), got {vals.shape}"
+            )
+        shape = (self.members, *vals.shape[1:])
+        self._inp = np.ascontiguousarray(np.broadcast_to(vals, shape), dtype=self.dtype)
+        self.inputs = inputs
+        self._static["w_mode"] = self._w_mode_general
 
     @property
     def fused(self) -> bool:
-        """True when the single-pass fast path runs (uniform 3x3, scalars, no drive/noise/mask)."""
+        """True when the single-pass fast path runs (uniform 3x3, scalars, no drive, noise, mask
+        or inputs)."""
         return self._static["w_mode"] in (ko.W_FUSED3, ko.W_FUSED5)
 
     @property
@@ -185,9 +213,14 @@ class LatticeKernel:
             has_noise = True
         else:
             noise, has_noise = self._no_noise, False
+        if self.inputs is not None:
+            s0 = step0 if step0 is not None else int(round(t0 / self.dt))
+            inp, frame = self._inp, self.inputs.frame_index(s0 + np.arange(nsteps))
+        else:
+            inp, frame = self._no_noise, self._no_frame
         return ko.KernelConfig(
             drive_kind=kind, dcoef=dcoef, dbasis=dbasis, has_noise=has_noise, noise=noise,
-            **self._static,
+            has_input=self.inputs is not None, inp=inp, inp_frame=frame, **self._static,
         )  # fmt: skip
 
     def new_state(self) -> PaddedState:

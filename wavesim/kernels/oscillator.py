@@ -3,6 +3,7 @@
 One step of either integrator, for every site (row ``i``, column ``x``) of member ``b``::
 
     s   = sum_o W_o(i) * y[i + o] + sum_o What_o(i) * v[i + o] + bias(i) + g * u(i, t_n)
+          + e[b, f(n), i]                            (optional per-member input frames)
     a   = sigma(s)                                   (fast tanh, exact tanh, or identity)
     v'  = alpha(i) * v + beta(i) * (a + xi) - delta(i) * y
     y'  = y + dt * v'
@@ -85,6 +86,9 @@ KernelConfig = namedtuple(
         "noise",  # (members, nsteps, ny, nx) pre-scaled noise, or (1, 1, 1, 1)
         "has_mask",  # bool
         "mask",  # (ny, nx) 0/1 in state dtype, or (1, 1)
+        "has_input",  # bool: a per-member input sequence is added to s
+        "inp",  # (members, frames, ny, nx) input frames in state dtype, or (1, 1, 1, 1)
+        "inp_frame",  # (nsteps,) int64 frame of each step of this call (-1: no input)
     ],
 )
 
@@ -258,7 +262,8 @@ def _accumulate_stencil(acc, src, b, i0, i1, mode, w, w_site):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp):
-    """``acc[i - i0, x] = s`` for rows ``[i0, i1)``: bias + couplings + drive (sigma's argument).
+    """``acc[i - i0, x] = s`` for rows ``[i0, i1)``: bias + couplings + drive + input (sigma's
+    argument).
 
     For ``DRIVE_EXP`` drives ``tmp`` is left holding the exponent ``sum_m c[n, m] * basis[m]``
     (the adjoint kernels reuse it). Shared by the forward and the adjoint kernels. Called once
@@ -324,6 +329,13 @@ def preactivation_rows(b, i0, i1, n, ys, vs, cfg, acc, tmp):
             for r in range(i1 - i0):
                 for x in range(nx):
                     acc[r, x] += c0 * np.exp(tmp[r, x])
+    # 4. per-member input frames (an encoder's output), not scaled by the gain
+    if cfg.has_input:
+        f = cfg.inp_frame[n]
+        if f >= 0:
+            for i in range(i0, i1):
+                for x in range(nx):
+                    acc[i - i0, x] += cfg.inp[b, f, i, x]
 
 
 def _make_update_rows(H):

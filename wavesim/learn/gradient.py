@@ -32,6 +32,8 @@ __all__ = ["GRADIENT_NAMES", "GradientEngine", "GradientResult", "checkpoint_pla
 
 #: Every parameter the engine differentiates, by name.
 GRADIENT_NAMES = ("w", "wv", "kappa", "omega2", "gamma", "bias", "gain", "y0", "v0", "dt")
+#: Also accepted in ``wrt``: the values of an :class:`~wavesim.drives.InputSequence`.
+INPUT_NAME = "inputs"
 
 #: Default memory budget for the stored trajectory (bytes): below it the whole trajectory is kept.
 DEFAULT_BUDGET = 512 * 2**20
@@ -161,10 +163,10 @@ class GradientEngine:
         """Free the buffers kept between calls."""
         self.__dict__.pop("_buffers", None)
 
-    def _simulator(self, params: OscillatorParams, dt: float) -> Simulator:
+    def _simulator(self, params: OscillatorParams, dt: float, inputs=None) -> Simulator:
         return Simulator(params, self.lattice, dt, drive=self.drive, members=self.members,
                          dtype=self.dtype, seed=self.seed, threads=self.threads,
-                         check=False)  # fmt: skip
+                         check=False, inputs=inputs)  # fmt: skip
 
     def _state_bytes(self, k: int) -> int:
         h = k // 2
@@ -203,9 +205,10 @@ class GradientEngine:
         return ka.AdjointConfig(True, m.astype(dt), p.astype(dt), bool(want_kappa), site_acc)
 
     # ------------------------------------------------------------------ API
-    def loss(self, params: OscillatorParams, dt: float, y0, v0, nsteps: int, loss) -> float:
+    def loss(self, params: OscillatorParams, dt: float, y0, v0, nsteps: int, loss,
+             inputs=None) -> float:  # fmt: skip
         """The loss alone (forward only, nothing stored): for finite differences and line search."""
-        sim = self._simulator(params, dt)
+        sim = self._simulator(params, dt, inputs)
         sim.set_state(y0, v0)
         total = 0.0
         steps = np.asarray(loss.steps, dtype=np.int64)
@@ -222,7 +225,7 @@ class GradientEngine:
         sim.step += n
 
     def value_and_grad(self, params: OscillatorParams, dt: float, y0, v0, nsteps: int, loss,
-                       wrt=GRADIENT_NAMES) -> GradientResult:  # fmt: skip
+                       wrt=GRADIENT_NAMES, inputs=None) -> GradientResult:  # fmt: skip
         """Loss and gradients of ``nsteps`` steps from ``(y0, v0)``.
 
         Parameters
@@ -240,7 +243,11 @@ class GradientEngine:
             Looks at states ``loss.steps`` (0 = initial state, ``T`` = final state).
         wrt : sequence of str
             Parameters to return gradients for (all of :data:`GRADIENT_NAMES` by default; the
-            cost hardly depends on it, except ``kappa`` which needs per-site weights).
+            cost hardly depends on it, except ``kappa`` which needs per-site weights), and
+            ``"inputs"``.
+        inputs : wavesim.drives.InputSequence, optional
+            Per-member input frames (an encoder's output); ``grads["inputs"]`` is the gradient
+            with respect to its ``values``, in their shape (None without inputs).
 
         Returns
         -------
@@ -249,15 +256,16 @@ class GradientEngine:
             ``(ny, nx)`` maps, ``(members, ny, nx)`` for ``y0`` and ``v0``).
         """
         wrt = tuple(wrt)
-        unknown = sorted(set(wrt) - set(GRADIENT_NAMES))
+        known = (*GRADIENT_NAMES, INPUT_NAME)
+        unknown = sorted(set(wrt) - set(known))
         if unknown:
-            raise ValueError(f"wrt: unknown parameter(s) {unknown}; known: {GRADIENT_NAMES}")
+            raise ValueError(f"wrt: unknown parameter(s) {unknown}; known: {known}")
         if "kappa" in wrt and params.theta is None:
             raise ValueError("wrt: 'kappa' needs an orientation map (params.theta)")
         nsteps = int(nsteps)
         steps = np.asarray(loss.steps, dtype=np.int64)
         _check_steps(steps, nsteps)
-        sim = self._simulator(params, dt)
+        sim = self._simulator(params, dt, inputs)
         sim.set_state(y0, v0)
         kern = sim.kernel
         cfg_static = kern._static
@@ -294,6 +302,7 @@ class GradientEngine:
         sums = np.zeros((B, ka.N_SUMS))
         site_sums = np.zeros((B, 4, ny, nx) if acfg.site_acc else (1, 4, 1, 1))
         dc_all = np.zeros((nsteps, nd))
+        ginp = np.zeros((B, inputs.frames, ny, nx) if inputs is not None else (1, 1, 1, 1))
         value = 0.0
         parallel = self._parallel(sim)
         previous_threads = numba.get_num_threads()
@@ -329,7 +338,7 @@ class GradientEngine:
                     if gv is not None:
                         inj_v[j] = gv
                 dc = np.zeros((B, max(n, 1), nd))
-                out = (gw, gk, gwv, gkv, dc, sums, site_sums)
+                out = (gw, gk, gwv, gkv, dc, sums, site_sums, ginp)
                 args = (Y, V, ly, lv, LY, LV, n, inj_state, inj_y, inj_v, cfg, acfg, out)
                 if parallel:
                     ka.reverse_members(*args, kern.threads)
@@ -341,6 +350,8 @@ class GradientEngine:
             numba.set_num_threads(previous_threads)
         grads = self._assemble(params, sim, float(dt), nsteps, wrt, ly, lv, gw, gk, gwv, gkv,
                                sums, site_sums, dc_all, cfg_static)  # fmt: skip
+        if INPUT_NAME in wrt:
+            grads[INPUT_NAME] = None if inputs is None else _sum_to_shape(inputs.values, ginp)
         return GradientResult(float(value), grads, seg, sb, peak)
 
     def _assemble(self, params, sim, dt, nsteps, wrt, ly, lv, gw, gk, gwv, gkv, sums, site_sums,
@@ -394,6 +405,11 @@ class GradientEngine:
         out["v0"] = lv.astype(float)
         out["dt"] = float(d_dt)
         return {name: out.get(name) for name in wrt}
+
+
+def _sum_to_shape(like, a):
+    """Sum ``a`` (members, ...) over members when ``like`` has a broadcast leading 1."""
+    return a.sum(axis=0, keepdims=True) if like.shape[0] == 1 and a.shape[0] > 1 else a
 
 
 def _drive_dt_derivative(drive, t, dt, gain):

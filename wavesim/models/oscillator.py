@@ -145,7 +145,7 @@ def _coupling_sum(field, w, modulation, lattice):
     return out
 
 
-def reference_step(y, v, rp: ResolvedParams, dt: float, u=None, xi=None):
+def reference_step(y, v, rp: ResolvedParams, dt: float, u=None, xi=None, e=None):
     """One integrator step in plain numpy (the reference for the compiled kernels).
 
     Parameters
@@ -159,6 +159,9 @@ def reference_step(y, v, rp: ResolvedParams, dt: float, u=None, xi=None):
         Drive at the start of the step (before the gain).
     xi : (members, ny, nx) array, optional
         Standard normal draws for this step (noise increments ``eta * sqrt(dt) * xi``).
+    e : (members, ny, nx) array, optional
+        Input frame of this step (:class:`wavesim.drives.InputSequence`), added to ``s``
+        without the gain.
 
     Returns
     -------
@@ -170,6 +173,8 @@ def reference_step(y, v, rp: ResolvedParams, dt: float, u=None, xi=None):
         s = s + _coupling_sum(v, p.wv, rp.modulation, rp.lattice)
     if u is not None:
         s = s + p.gain * u
+    if e is not None:
+        s = s + e
     if p.activation == "tanh":
         a = np.tanh(s) if p.exact_tanh else fast_tanh_numpy(s)
     else:
