@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 
-@pytest.mark.parametrize("package", ["wavesim", "wavesim.analysis", "wavesim.learn"])
+@pytest.mark.parametrize("package", ["wavesim", "wavesim.analysis", "wavesim.learn", "wavesim.bridge"])
 def test_public_names_resolve_to_objects(package):
     pkg = importlib.import_module(package)
     for name in pkg.__all__:
