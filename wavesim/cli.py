@@ -47,6 +47,11 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    if getattr(args, "file", None) is not None:
+        from wavesim.recordings.loaders import describe_file
+
+        print(describe_file(args.file))
+        return 0
     import numba
     import numpy
     import xarray
@@ -197,8 +202,9 @@ def _format_summary(summary, title: str) -> str:
         return "nan" if not np.isfinite(v) else format(v, fmt)
 
     rows = [title]
+    vu = s["speed_median"].attrs.get("units", "mm/ms")
     rows.append(
-        f"  median local speed       {f('speed_median')} mm/ms "
+        f"  median local speed       {f('speed_median')} {vu} "
         f"(IQR {f('speed_q25')} to {f('speed_q75')})"
     )
     rows.append(
@@ -216,7 +222,7 @@ def _format_summary(summary, title: str) -> str:
         mean_dir = np.rad2deg(np.angle(np.exp(1j * dr).mean())) if dr.size else np.nan
         quality = np.nanmedian(s["plane_wave_fit_quality"].values)
         rows.append(
-            f"  plane-wave fit           median {sp:.3g} mm/ms, mean direction {mean_dir:.1f} deg, "
+            f"  plane-wave fit           median {sp:.3g} {vu}, mean direction {mean_dir:.1f} deg, "
             f"median fit quality {quality:.2f}"
         )
     rows.append(f"  PGD                      {f('pgd_mean', '.2f')} mean")
@@ -253,18 +259,61 @@ def _format_summary(summary, title: str) -> str:
     return "\n".join(rows)
 
 
+def _is_wavesim_store(path: Path) -> bool:
+    if not (path.is_dir() and (path / "zarr.json").is_file()):
+        return False
+    import json
+
+    try:
+        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    return "wavesim_store" in attrs
+
+
+def _open_recording(args):
+    """The recording ``args.store`` when it is not a wavesim store (else None)."""
+    path = Path(args.store)
+    recording_flags = [f for f in ("series", "dx", "rate") if getattr(args, f) is not None]
+    if _is_wavesim_store(path):
+        if recording_flags:
+            raise ValueError(
+                f"--{recording_flags[0]} applies to recordings; {path} is a wavesim store"
+            )
+        return None
+    if not path.exists():
+        raise FileNotFoundError(f"no store or recording at {path}: the path does not exist")
+    from wavesim.recordings.loaders import load
+
+    if args.output is None:
+        raise ValueError(
+            f"{path} is a recording, and wavesim does not write into recordings: pass "
+            "-o OUT.zarr, a new wavesim store that will hold the recording and the analysis"
+        )
+    kwargs = {"member": args.member} if args.member is not None else {}
+    ds = load(path, series=args.series, dx=args.dx, rate=args.rate, **kwargs)
+    if ds["field"].dims != ("time", "y", "x"):
+        raise ValueError(
+            f"{path}: series {ds.attrs.get('series')!r} is an electrode array (time, channel); "
+            "the wave analyzers need a grid: map it with wavesim.recordings.to_grid and save it "
+            "with wavesim.recordings.save_recording first"
+        )
+    return ds
+
+
 def _cmd_analyze(args) -> int:
     from wavesim.analysis.summary import _store_periodic, analyze_waves, write_analysis
     from wavesim.store import open_store
 
     what = tuple(dict.fromkeys(args.what or ANALYZE_DEFAULT))
-    ds = open_store(args.store)
+    recording = _open_recording(args)
+    ds = recording if recording is not None else open_store(args.store)
     if "time" not in ds.dims or "y" not in ds.dims or "x" not in ds.dims:
         raise ValueError(
             f"{args.store} has no full-field recording (dims time, y, x); record.fields must "
             "hold y (and ydot for the oscillator phase)"
         )
-    if "member" in ds.dims:
+    if "member" in ds.dims and recording is None:
         if args.member is None:
             raise ValueError(
                 f"{args.store} is a batched store ({ds.sizes['member']} members); choose one "
@@ -276,7 +325,7 @@ def _cmd_analyze(args) -> int:
                 f"{ds.sizes['member'] - 1}"
             )
         ds = ds.isel(member=args.member)
-    elif args.member not in (None, 0):
+    elif args.member not in (None, 0) and recording is None:
         raise ValueError(f"--member {args.member}: {args.store} is not a batched store")
     if args.pattern_stride < 1:
         raise ValueError(f"--pattern-stride must be >= 1, got {args.pattern_stride}")
@@ -325,14 +374,22 @@ def _cmd_analyze(args) -> int:
         "member": args.member,
     }
     out = args.output if args.output is not None else args.store
-    ds.close()
-    written = write_analysis(
-        chosen,
-        out,
-        attrs={"analysis": provenance},
-        new_store=args.output is not None,
-        overwrite=args.overwrite,
-    )
+    if recording is not None:
+        from wavesim.recordings.export import save_recording
+
+        provenance.update(series=args.series, dx=args.dx, rate=args.rate)
+        # A new wavesim store holding the recording; the analysis groups go next to it.
+        save_recording(recording, out, overwrite=args.overwrite)
+        written = write_analysis(chosen, out, attrs={"analysis": provenance})
+    else:
+        ds.close()
+        written = write_analysis(
+            chosen,
+            out,
+            attrs={"analysis": provenance},
+            new_store=args.output is not None,
+            overwrite=args.overwrite,
+        )
     times = summary["time"].values
     title = (
         f"{args.store}: {method} phase"
@@ -375,7 +432,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("info", help="versions, threads, SVML status")
+    p = sub.add_parser(
+        "info",
+        help="versions, threads, SVML status; or what a recording or store FILE holds",
+    )
+    p.add_argument("file", type=Path, nargs="?", default=None,
+                   help="a recording (NWB, zarr, NetCDF, npy/npz, mat, TIFF) or store: list its "
+                   "series, shapes, rates, spacing, electrodes or variables")  # fmt: skip
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("plot", help="plot a store: field, phase, orientation or animation")
@@ -394,9 +457,23 @@ def make_parser() -> argparse.ArgumentParser:
         "results as groups analysis/<name> inside the store (or into a new store with -o); "
         "print a summary table.",
     )
-    p.add_argument("store", type=Path, help="wavesim zarr store (from wavesim run)")
+    p.add_argument("store", type=Path,
+                   help="wavesim zarr store (from wavesim run) or a recording (NWB, zarr, "
+                   "NetCDF, npy/npz, mat, TIFF; see docs/recordings.md)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, default=None,
-                   help="write the analysis into this new zarr store instead of STORE")  # fmt: skip
+                   help="write the analysis into this new zarr store instead of STORE "
+                   "(required for recordings: the new store holds the recording and the "
+                   "analysis)")  # fmt: skip
+    p.add_argument(
+        "--series",
+        default=None,
+        help="recording: the series or variable to analyse (see wavesim info FILE)",
+    )
+    p.add_argument("--dx", type=float, default=None, metavar="MM",
+                   help="recording: pixel spacing in mm (default: from the file; without it "
+                   "speeds are in px/ms)")  # fmt: skip
+    p.add_argument("--rate", type=float, default=None, metavar="HZ",
+                   help="recording: sampling rate in Hz (default: from the file)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing -o store")
     p.add_argument("--phase", choices=["oscillator", "analytic", "generalized", "demodulated"],
                    default=None,

@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 import xarray as xr
 
+from wavesim.analysis.phase import space_units
 from wavesim.analysis.winding import wrap_phase
 
 __all__ = ["flow_derivatives", "optical_flow"]
@@ -306,7 +307,9 @@ def optical_flow(
     order : {4, 2}, default 4
         Accuracy order of the finite differences (see :func:`flow_derivatives`).
     units : {"mm/ms", "px/frame"}, default "mm/ms"
-        Units of ``vx``, ``vy`` and ``speed``. px/frame = mm/ms x ``dt/dx``.
+        Units of ``vx``, ``vy`` and ``speed``. px/frame = mm/ms x ``dt/dx``. When the ``x``,
+        ``y`` coordinates are pixel indices (``units = "px"``, a recording of unknown spacing),
+        "mm/ms" gives px/ms and is labelled so.
     border : int, optional
         Width (px) of the frame along the edges of the grid whose pixels get no data term; the
         flow there is filled in by the smoothness term. Default ``order // 2``: only pixels where
@@ -495,6 +498,7 @@ def optical_flow(
             iters[idx + (slice(p0, p1),)] = sw
 
     to_units = dx / dt if units == "mm/ms" else 1.0
+    su = space_units(movie)
     vx *= to_units
     vy *= to_units
     speed = np.hypot(vx, vy)
@@ -504,14 +508,14 @@ def optical_flow(
     dims = (*lead, "time", "y", "x")
     coords = {
         "time": ("time", 0.5 * (tc[:-1] + tc[1:]), {"units": "ms", "long_name": "pair midpoint"}),
-        "y": ("y", np.asarray(yc), {"units": "mm"}),
-        "x": ("x", np.asarray(xc), {"units": "mm"}),
+        "y": ("y", np.asarray(yc), {"units": su}),
+        "x": ("x", np.asarray(xc), {"units": su}),
     }
     for d in lead:
         if d in movie.coords:
             c = movie.coords[d]
             coords[d] = (d, c.values, dict(c.attrs))
-    vunit = units
+    vunit = f"{su}/ms" if units == "mm/ms" else units  # px/ms for coordinates in px
     ds = xr.Dataset(
         {
             "vx": (dims, vx, {"units": vunit, "long_name": "optical flow along +x"}),

@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 import xarray as xr
 
+from wavesim.analysis.phase import space_units
 from wavesim.analysis.winding import find_singularities
 
 __all__ = ["KINDS", "classify_patterns", "pattern_events"]
@@ -347,13 +348,14 @@ def classify_patterns(
     order_rows = np.lexsort((rank, *pos[:, ::-1].T)) if n else np.zeros(0, dtype=np.int64)
 
     frame_index = pos[order_rows, -1]
-    jac_units = f"{units} per mm" if units != "mm/ms" else "1/ms"
+    su = space_units(vel)  # "px" for a recording of unknown spacing
+    jac_units = "1/ms" if units == f"{su}/ms" else f"{units} per {su}"
     data = {
         "time": ("pattern", times[frame_index], {"units": "ms"}),
         "frame_index": ("pattern", frame_index, {"units": "1"}),
         "kind": ("pattern", kind[order_rows].astype(str), {"units": "1"}),
-        "x": ("pattern", px[order_rows], {"units": "mm"}),
-        "y": ("pattern", py[order_rows], {"units": "mm"}),
+        "x": ("pattern", px[order_rows], {"units": su}),
+        "y": ("pattern", py[order_rows], {"units": su}),
         "poincare_index": ("pattern", pidx[order_rows], {"units": "1"}),
         "divergence": ("pattern", p_tr[order_rows], {"units": jac_units}),
         "curl": ("pattern", p_curl[order_rows], {"units": jac_units}),
@@ -459,6 +461,7 @@ def pattern_events(patterns, *, max_distance, max_gap=0, min_duration=0.0):
         _, member_id = np.unique(members, axis=0, return_inverse=True)
         label = label + len(KINDS) * member_id.reshape(-1)
     x = patterns["x"].values.astype(float)
+    ev_su = patterns["x"].attrs.get("units", "mm")
     y = patterns["y"].values.astype(float)
     frame = patterns["frame_index"].values.astype(np.int64)
     track = link_points(
@@ -500,8 +503,8 @@ def pattern_events(patterns, *, max_distance, max_gap=0, min_duration=0.0):
         "end_time": ("event", end[order], {"units": "ms"}),
         "duration": ("event", duration[order], {"units": "ms"}),
         "n_frames": ("event", nfr[order], {"units": "1"}),
-        "x": ("event", mx[order], {"units": "mm"}),
-        "y": ("event", my[order], {"units": "mm"}),
+        "x": ("event", mx[order], {"units": ev_su}),
+        "y": ("event", my[order], {"units": ev_su}),
         "direction": ("event", ev_dir[order], {"units": "rad"}),
     }
     for name in lead_vars:

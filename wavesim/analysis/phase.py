@@ -322,6 +322,19 @@ def gate_phase(phase: xr.DataArray, amplitude: xr.DataArray, min_amplitude: floa
 EDGE_ENERGY = 0.999
 
 
+def space_units(da) -> str:
+    """Length unit of the ``x``/``y`` coordinates of ``da``: ``"px"`` when they are pixel
+    indices (a recording whose spacing is unknown, ``attrs["units"] == "px"``), else ``"mm"``.
+
+    Analyzers label their outputs with it (speeds in px/ms, wave vectors in rad/px, ...).
+    """
+    coords = getattr(da, "coords", {})
+    for name in ("x", "y"):
+        if name in coords and str(coords[name].attrs.get("units", "mm")).strip() == "px":
+            return "px"
+    return "mm"
+
+
 def _coord_spacing(da: xr.DataArray, dim: str, given, kwname: str, unit: str):
     """Uniform spacing of coordinate ``dim`` (checked against ``given``), else ``given`` or None."""
     if dim in da.coords and da[dim].ndim == 1 and da.sizes[dim] >= 2:
@@ -419,6 +432,55 @@ def _edge_samples(sos: np.ndarray, fs: float, lo: float) -> int:
     return int(min(np.searchsorted(e, EDGE_ENERGY * e[-1]) + 1, n))
 
 
+def zero_phase_bandpass(
+    x: np.ndarray, fs: float, band, order: int = 4, func: str = "bandpass"
+) -> tuple[np.ndarray, int]:
+    """Zero-phase Butterworth band-pass of ``x`` along its last axis (the one filter of wavesim).
+
+    ``scipy.signal.butter(order, band, btype="bandpass", fs=fs, output="sos")`` applied forwards
+    and backwards (``sosfiltfilt``), mirror-padded by the filter's impulse-response length.
+    Used by :func:`analytic_phase` and :func:`wavesim.recordings.bandpass`.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Finite real samples, time along the last axis.
+    fs : float
+        Sampling rate in Hz.
+    band : (float, float)
+        Pass band in Hz, 0 < low < high < fs/2.
+    order : int
+        Butterworth order.
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        The filtered array (float64, shape of ``x``) and the number of samples at each end
+        within which the filter's single-pass impulse response delivers ``EDGE_ENERGY`` of its
+        energy (the unreliable edge).
+    """
+    if not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"{func}: order must be a positive integer, got {order!r}")
+    lo, hi = _check_band(band, fs, func)
+    sos = signal.butter(int(order), [lo, hi], btype="bandpass", fs=fs, output="sos")
+    x = np.asarray(x, dtype=np.float64)
+    nt = x.shape[-1]
+    n_ir = _edge_samples(sos, fs, lo)
+    n_min = 3 * (2 * len(sos) + 1)  # scipy's default padding of sosfiltfilt
+    if nt <= n_min:
+        raise ValueError(
+            f"{func}: the signal has {nt} samples; the order-{order} band-pass filter needs more "
+            f"than {n_min} (and about {2 * n_ir} for a reliable middle)"
+        )
+    if x.size == 0:
+        return x.copy(), n_ir
+    # Even (mirror) padding over the impulse-response length: against scipy's default (odd
+    # padding of 3*(2*sections+1) samples) it cuts the phase error next to the flagged edges
+    # of band-limited noise several-fold (the odd extension adds a step that rings).
+    y = signal.sosfiltfilt(sos, x, axis=-1, padtype="even", padlen=min(n_ir, nt - 1))
+    return y, n_ir
+
+
 def _bandpass_analytic(da: xr.DataArray, step: float, band, order: int, edge, func: str):
     """Analytic signal of the zero-phase band-passed ``da`` along time.
 
@@ -433,26 +495,15 @@ def _bandpass_analytic(da: xr.DataArray, step: float, band, order: int, edge, fu
         raise ValueError(f"{func}: order must be a positive integer, got {order!r}")
     fs = 1000.0 / step  # Hz
     lo, hi = _check_band(band, fs, func)
-    sos = signal.butter(int(order), [lo, hi], btype="bandpass", fs=fs, output="sos")
     axis = da.get_axis_num("time")
     nt = da.sizes["time"]
     arr = np.moveaxis(np.asarray(da.values, dtype=np.float64), axis, -1)
     shape = arr.shape
     x2 = arr.reshape(-1, nt)
     ok = np.isfinite(x2).all(axis=1)
-    n_ir = _edge_samples(sos, fs, lo)
-    n_min = 3 * (2 * len(sos) + 1)  # scipy's default padding of sosfiltfilt
-    if nt <= n_min:
-        raise ValueError(
-            f"{func}: the signal has {nt} samples; the order-{order} band-pass filter needs more "
-            f"than {n_min} (and about {2 * n_ir} for a reliable middle)"
-        )
+    y, n_ir = zero_phase_bandpass(x2[ok], fs, (lo, hi), order, func)
     z2 = np.full(x2.shape, np.nan + 1j * np.nan)
     if ok.any():
-        # Even (mirror) padding over the impulse-response length: against scipy's default (odd
-        # padding of 3*(2*sections+1) samples) it cuts the phase error next to the flagged edges
-        # of band-limited noise several-fold (the odd extension adds a step that rings).
-        y = signal.sosfiltfilt(sos, x2[ok], axis=-1, padtype="even", padlen=min(n_ir, nt - 1))
         z2[ok] = signal.hilbert(y, axis=-1)
     z = np.moveaxis(z2.reshape(shape), -1, axis)
 

@@ -123,6 +123,8 @@ def _grid(phase, dx, dt, argname="phase"):
                     "leave dx=None for DataArrays with coordinates"
                 )
             dx, x0 = step, float(xs[0])
+            if str(phase["x"].attrs.get("units", "mm")).strip() == "px":
+                space_units = "px"  # a recording of unknown spacing
             if "y" in phase.coords and phase.sizes["y"] >= 2:
                 ys = np.asarray(phase["y"].values, dtype=float)
                 dy = _uniform_step(ys, "y", argname)

@@ -37,6 +37,7 @@ import tomllib
 import numpy as np
 import xarray as xr
 
+from wavesim.analysis.phase import space_units
 from wavesim.analysis.singularities import EVENT_KINDS
 
 __all__ = ["analyze_waves", "wave_summary", "write_analysis"]
@@ -368,6 +369,8 @@ def analyze_waves(
     times = np.asarray(phase["time"].values, dtype=float)
     dt = float(np.median(np.diff(times)))
     dx = float(abs(phase["x"].values[1] - phase["x"].values[0])) if nx > 1 else math.nan
+    su = space_units(phase)  # "mm", or "px" for a recording of unknown spacing
+    vu = f"{su}/ms"
 
     # -- local gradients, plane-wave fits -------------------------------------------------------
     stride = max(1, math.ceil(nt * ny * nx / _SAMPLE_VALUES))
@@ -403,8 +406,8 @@ def analyze_waves(
         except (TypeError, ValueError):
             rng = ()
         if len(rng) != 2 or not all(np.isfinite(rng)) or not rng[0] < rng[1]:
-            raise ValueError(f"speed_range must be (low, high) in mm/ms; got {speed_range!r}")
-    s_edges = _bin_edges("speed_bins", speed_bins, rng, "mm/ms")
+            raise ValueError(f"speed_range must be (low, high) in {vu}; got {speed_range!r}")
+    s_edges = _bin_edges("speed_bins", speed_bins, rng, vu)
     d_edges = np.linspace(-np.pi, np.pi, direction_bins + 1)
     lifetimes = np.asarray(tracks["lifetime"].values, dtype=float)
     l_hi = float(lifetimes.max()) if lifetimes.size else 0.0
@@ -416,7 +419,7 @@ def analyze_waves(
         "event_kind": ("event_kind", np.array(EVENT_KINDS, dtype=object), {"units": "1"}),
     }
     for prefix, values, edges, units, name in (
-        ("speed", speeds, s_edges, "mm/ms", "the local phase speed (dphi/dt)/|grad phi|"),
+        ("speed", speeds, s_edges, vu, "the local phase speed (dphi/dt)/|grad phi|"),
         ("direction", directions, d_edges, "rad", "the local propagation direction"),
         ("lifetime", lifetimes, l_edges, "ms", "singularity track lifetimes"),
     ):
@@ -426,10 +429,10 @@ def analyze_waves(
 
     q25, q50, q75 = _quantiles(speeds)
     scalar = {
-        "speed_median": (q50, "mm/ms", "median local phase speed"),
-        "speed_q25": (q25, "mm/ms", "25th percentile of the local phase speed"),
-        "speed_q75": (q75, "mm/ms", "75th percentile of the local phase speed"),
-        "speed_iqr": (q75 - q25, "mm/ms", "interquartile range of the local phase speed"),
+        "speed_median": (q50, vu, "median local phase speed"),
+        "speed_q25": (q25, vu, "25th percentile of the local phase speed"),
+        "speed_q75": (q75, vu, "75th percentile of the local phase speed"),
+        "speed_iqr": (q75 - q25, vu, "interquartile range of the local phase speed"),
         "speed_negative_fraction": (
             float(np.mean(speeds < 0)) if speeds.size else math.nan,
             "1",
@@ -484,13 +487,13 @@ def analyze_waves(
     )
     per_frame = {
         "pgd": (pgd, "1", "phase gradient directionality"),
-        "local_speed_median": (frame_speed, "mm/ms", "median local phase speed of the frame"),
+        "local_speed_median": (frame_speed, vu, "median local phase speed of the frame"),
         "singularities_positive": (n_pos, "1", "phase singularities of charge +1"),
         "singularities_negative": (n_neg, "1", "phase singularities of charge -1"),
         "net_charge": (n_pos - n_neg, "1", "sum of the singularity charges"),
     }
     if fit is not None:
-        per_frame["plane_wave_speed"] = (fit["speed"].values, "mm/ms", "plane-wave fit: speed")
+        per_frame["plane_wave_speed"] = (fit["speed"].values, vu, "plane-wave fit: speed")
         per_frame["plane_wave_direction"] = (
             fit["direction"].values,
             "rad",
@@ -525,7 +528,7 @@ def analyze_waves(
         "shape": [int(ny), int(nx)],
         "dx": dx,
         "dt": dt,
-        "dx_units": "mm",
+        "dx_units": su,
         "dt_units": "ms",
         "periodic": int(periodic),
         "distribution_frame_stride": int(stride),

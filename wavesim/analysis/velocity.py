@@ -23,7 +23,7 @@ import xarray as xr
 from scipy import fft as sfft
 from scipy import optimize
 
-from wavesim.analysis.phase import _coord_spacing
+from wavesim.analysis.phase import _coord_spacing, space_units
 from wavesim.kernels.phase_gradient import phase_gradient_frames
 
 __all__ = ["phase_gradient", "phase_gradient_directionality", "plane_wave_fit"]
@@ -177,18 +177,19 @@ def phase_gradient(phase, *, dx: float | None = None, dt: float | None = None) -
     are noisy; aggregate them (median) or use :func:`plane_wave_fit`.
     """
     da = _phase_dataarray(phase, dx=dx, dt=dt, func="phase_gradient")
+    su = space_units(da)
     sx, sy, st = _spacings(da, dx=dx, dt=dt, func="phase_gradient", need_dt=True)
     with_time = "time" in da.dims
     kx, ky, om, sp, di = _spatial_gradient(da, sx, sy, st, with_time)
     tmpl = da.copy(data=kx)
     tmpl.attrs = {}
     out = {
-        "kx": (kx, {"units": "rad/mm", "long_name": "wave vector x component (-dphi/dx)"}),
-        "ky": (ky, {"units": "rad/mm", "long_name": "wave vector y component (-dphi/dy)"}),
+        "kx": (kx, {"units": f"rad/{su}", "long_name": "wave vector x component (-dphi/dx)"}),
+        "ky": (ky, {"units": f"rad/{su}", "long_name": "wave vector y component (-dphi/dy)"}),
     }
     if with_time:
         out["omega"] = (om, {"units": "rad/ms", "long_name": "temporal phase derivative"})
-        out["speed"] = (sp, {"units": "mm/ms", "long_name": "local phase speed"})
+        out["speed"] = (sp, {"units": f"{su}/ms", "long_name": "local phase speed"})
     out["direction"] = (
         di,
         {"units": "rad", "long_name": "propagation direction, counter-clockwise from +x"},
@@ -383,6 +384,7 @@ def plane_wave_fit(
         if not math.isfinite(omega):
             raise ValueError(f"omega must be a finite number in rad/ms, got {omega!r}")
     da = _phase_dataarray(phase, dx=dx, dt=dt, func="plane_wave_fit")
+    su = space_units(da)
     sx, sy, st = _spacings(da, dx=dx, dt=dt, func="plane_wave_fit", need_dt=omega is None)
     with_time = "time" in da.dims
     v = _frames(da)
@@ -453,14 +455,14 @@ def plane_wave_fit(
         wavelength = 2 * np.pi / k
         speed = om / k if om is not None else None
     out = {
-        "kx": var(kx, "rad/mm", "wave vector x component"),
-        "ky": var(ky, "rad/mm", "wave vector y component"),
+        "kx": var(kx, f"rad/{su}", "wave vector x component"),
+        "ky": var(ky, f"rad/{su}", "wave vector y component"),
         "direction": var(np.arctan2(ky, kx), "rad", "propagation direction, ccw from +x"),
-        "wavelength": var(wavelength, "mm", "wavelength 2 pi/|k|"),
+        "wavelength": var(wavelength, su, "wavelength 2 pi/|k|"),
     }
     if om is not None:
         out["omega"] = var(om, "rad/ms", "temporal angular frequency (frame mean dphi/dt)")
-        out["speed"] = var(speed, "mm/ms", "phase speed omega/|k|")
+        out["speed"] = var(speed, f"{su}/ms", "phase speed omega/|k|")
     out["fit_quality"] = var(res["fit_quality"], "1", "resultant length R of the fit")
     out["phase_offset"] = var(res["phase_offset"], "rad", "fitted phase at x = y = 0")
     out["n_sites"] = var(res["n_sites"].astype(np.int64), "1", "valid sites")
