@@ -10,8 +10,10 @@ from types import ModuleType
 
 import pytest
 
+PACKAGES = ["wavesim", "wavesim.analysis", "wavesim.learn", "wavesim.bridge", "wavesim.recordings"]
 
-@pytest.mark.parametrize("package", ["wavesim", "wavesim.analysis", "wavesim.learn", "wavesim.bridge"])
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_public_names_resolve_to_objects(package):
     pkg = importlib.import_module(package)
     for name in pkg.__all__:
