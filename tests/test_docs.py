@@ -16,7 +16,14 @@ CI_RUN = ROOT / ".ci" / "run"
 #: Pages written with (and for) this test: their Python blocks run, their paths stay portable.
 OWN_PAGES = [README, *sorted(DOCS.glob("*.md"))]
 #: Pages whose Python blocks are executed (in this order of the blocks within each page).
-EXECUTED_PAGES = ["conventions.md", "models.md", "analysis.md", "learning.md", "bridge.md"]
+EXECUTED_PAGES = [
+    "conventions.md",
+    "models.md",
+    "analysis.md",
+    "learning.md",
+    "bridge.md",
+    "recordings.md",
+]
 
 
 # ---------------------------------------------------------------------------------------------

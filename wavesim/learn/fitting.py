@@ -406,6 +406,24 @@ def _target_loss(target, built, observe, mask, warmup_ms):
     raise ValueError(f"observe: expected 'field' or 'electrodes', got {observe!r}")
 
 
+def _initial(value, state, name):
+    """The initial ``y0``/``v0``: ``value`` (checked against the state's shape) or the state."""
+    state = np.array(state, float)
+    if value is None:
+        return state
+    a = np.array(value, float)
+    if a.shape == state.shape[1:]:
+        a = np.broadcast_to(a, state.shape).copy()
+    if a.shape != state.shape:
+        raise ValueError(
+            f"{name}: expected an initial state of shape (members, ny, nx) = {state.shape} "
+            f"(or (ny, nx)), got {a.shape}"
+        )
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: the initial state has non-finite values")
+    return a
+
+
 class Objective:
     """The loss of a scenario's lattice against a target, as a function of the free vector ``x``.
 
@@ -434,6 +452,8 @@ class Objective:
         checkpoint="auto",
         memory_budget=None,
         threads=None,
+        y0=None,
+        v0=None,
     ):
         from wavesim.scenario import Scenario, load_scenario
         from wavesim.simulate import build
@@ -457,8 +477,8 @@ class Objective:
         self.space = _space(
             params,
             scenario.run.dt,
-            np.array(sim.y, float),
-            np.array(sim.v, float),
+            _initial(y0, sim.y, "y0"),
+            _initial(v0, sim.v, "v0"),
             self.learn,
             w_symmetry=w_symmetry,
             w_zero_sum=w_zero_sum,
@@ -571,6 +591,8 @@ def fit(
     threads: int | None = None,
     flush_every: int = 10,
     callback: Callable | None = None,
+    y0=None,
+    v0=None,
 ) -> FitResult:
     """Fit the learnable parameters of a scenario's lattice to a target.
 
@@ -620,6 +642,11 @@ def fit(
         Iterations between writes (and optimizer-state checkpoints) to the store.
     callback : callable, optional
         ``callback(iteration, values, loss)``; return True to stop.
+    y0, v0 : array_like, optional
+        Initial state ``(members, ny, nx)`` (or ``(ny, nx)`` for every member) replacing the
+        scenario's ``[initial]`` state, e.g. frames of a recording; learned when ``"y0"`` /
+        ``"v0"`` are in ``learn``, fixed otherwise. The fitted scenario keeps its ``[initial]``
+        section (it cannot hold arrays).
 
     Returns
     -------
@@ -644,6 +671,8 @@ def fit(
         checkpoint=checkpoint,
         memory_budget=memory_budget,
         threads=threads,
+        y0=y0,
+        v0=v0,
     )
     scenario, learn, space, nsteps = obj.scenario, obj.learn, obj.space, obj.nsteps
     config = {

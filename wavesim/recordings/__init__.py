@@ -1,4 +1,5 @@
-"""Experimental recordings in the wavesim layout: loaders, preprocessing, export.
+"""Experimental recordings in the wavesim layout: loaders, preprocessing, export, the evoked
+response, and fitting lattices to recordings with forecast skill against baselines.
 
 ``load(path)`` reads NWB 2 (movies and electrode arrays), zarr / NetCDF, ``.npy`` / ``.npz``,
 MATLAB ``.mat`` and multi-page TIFF into one :class:`xarray.Dataset` layout -- ``field`` on
@@ -30,6 +31,15 @@ _EXPORTS = {
     "utah_layout": "wavesim.recordings.preprocess",
     "to_nwb": "wavesim.recordings.export",
     "save_recording": "wavesim.recordings.export",
+    "evoked_response": "wavesim.recordings.evoked",
+    "format_evoked": "wavesim.recordings.evoked",
+    "fit_recording": "wavesim.recordings.fit",
+    "RecordingFit": "wavesim.recordings.fit",
+    "recording_scenario": "wavesim.recordings.fit",
+    "lattice_forecast": "wavesim.recordings.fit",
+    "initial_from_frames": "wavesim.recordings.fit",
+    "select_ridge_ar": "wavesim.recordings.fit",
+    "skill_table": "wavesim.recordings.fit",
 }
 
 __all__ = sorted(_EXPORTS)
