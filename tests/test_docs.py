@@ -23,6 +23,7 @@ EXECUTED_PAGES = [
     "learning.md",
     "bridge.md",
     "recordings.md",
+    "sweeps.md",
 ]
 
 

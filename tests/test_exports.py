@@ -10,7 +10,14 @@ from types import ModuleType
 
 import pytest
 
-PACKAGES = ["wavesim", "wavesim.analysis", "wavesim.learn", "wavesim.bridge", "wavesim.recordings"]
+PACKAGES = [
+    "wavesim",
+    "wavesim.analysis",
+    "wavesim.learn",
+    "wavesim.bridge",
+    "wavesim.recordings",
+    "wavesim.sweep",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

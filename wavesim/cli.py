@@ -1,4 +1,4 @@
-"""Command-line interface: ``wavesim run | validate | info | plot | analyze``."""
+"""Command-line interface: ``wavesim run | validate | info | plot | analyze | fit | sweep``."""
 
 from __future__ import annotations
 
@@ -507,6 +507,9 @@ def make_parser() -> argparse.ArgumentParser:
     from wavesim.learn.cli_fit import add_fit_parser
 
     add_fit_parser(sub)
+    from wavesim.sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 

@@ -677,7 +677,8 @@ def open_store(path, *, warn_partial: bool = True) -> xr.Dataset:
 
     Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is not a
     wavesim store. Warns (``UserWarning``) when the store is partial (``complete`` is False): a run
-    still going, or one stopped by an error (see the ``error`` attribute).
+    still going, or one stopped by an error (see the ``error`` attribute); for a sweep store
+    (:mod:`wavesim.sweep`), a sweep with members still pending.
     """
     path = Path(path)
     if not path.exists():
@@ -695,7 +696,17 @@ def open_store(path, *, warn_partial: bool = True) -> xr.Dataset:
         )
     consolidated = group.metadata.consolidated_metadata is not None
     ds = xr.open_zarr(str(path), chunks=None, consolidated=consolidated, zarr_format=3)
-    if warn_partial and not ds.attrs.get("complete", False):
+    if warn_partial and not ds.attrs.get("complete", False) and "wavesim_sweep" in ds.attrs:
+        a = ds.attrs
+        warnings.warn(
+            f"wavesim sweep store {path} is partial (complete=False): {a.get('n_done')} of "
+            f"{a.get('members')} members done, {a.get('n_failed')} failed, {a.get('n_pending')} "
+            "pending (see the status variable); continue it with wavesim sweep SWEEP.toml -o "
+            "STORE --resume",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif warn_partial and not ds.attrs.get("complete", False):
         held = ", ".join(
             f"{d}: {ds.sizes[d]} samples" for d in ds.dims if d == "time" or d.startswith("time_")
         )
