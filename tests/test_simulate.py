@@ -175,8 +175,8 @@ def test_bundled_scenarios_build_and_are_stable():
     from wavesim.simulate import build
 
     for path in sorted(SCENARIOS.glob("*.toml")):
-        if {"fit", "sweep"} & set(tomllib.loads(path.read_text())):
-            continue  # a fit file (wavesim fit) or a sweep file (wavesim sweep), not a scenario
+        if {"fit", "sweep", "bridge"} & set(tomllib.loads(path.read_text())):
+            continue  # a fit, sweep or bridge file (wavesim fit / sweep), not a scenario
         built = build(load_scenario(path))
         sim = built.simulator
         assert sim.dt < sim.dt_max, path.name

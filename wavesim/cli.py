@@ -1,4 +1,5 @@
-"""Command-line interface: ``wavesim run | validate | info | plot | analyze | fit | sweep``."""
+"""Command-line interface: ``wavesim run | validate | info | plot | analyze | fit | sweep |
+forecast``."""
 
 from __future__ import annotations
 
@@ -510,6 +511,9 @@ def make_parser() -> argparse.ArgumentParser:
     from wavesim.sweep.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from wavesim.bridge.cli import add_forecast_parser
+
+    add_forecast_parser(sub)
     return parser
 
 

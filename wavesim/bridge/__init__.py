@@ -6,6 +6,10 @@ the transformation parameters stored as labels)::
     from wavesim.bridge import make_splits
     splits = make_splits("rotating_bars", 200, 50, 50, seed=0, angular_velocity=20.0)
     splits.train["frames"]  # (sequence, frame, y, x), float32 in [0, 1]
+
+Model, training and evaluation::
+
+    from wavesim.bridge import BridgeModel, LinearEncoder, LinearDecoder, train, evaluate
 """
 
 from __future__ import annotations
@@ -24,6 +28,25 @@ _EXPORTS = {
     "rotating_gratings": "wavesim.bridge.datasets",
     "transformed_images": "wavesim.bridge.datasets",
     "translating_blobs": "wavesim.bridge.datasets",
+    "LinearEncoder": "wavesim.bridge.encoders",
+    "ReceptiveFieldEncoder": "wavesim.bridge.encoders",
+    "gabor_bank": "wavesim.bridge.encoders",
+    "retinotopic_centres": "wavesim.bridge.encoders",
+    "LinearDecoder": "wavesim.bridge.decoders",
+    "BridgeModel": "wavesim.bridge.model",
+    "nwm_params": "wavesim.bridge.model",
+    "train": "wavesim.bridge.training",
+    "TrainResult": "wavesim.bridge.training",
+    "open_model": "wavesim.bridge.training",
+    "open_training": "wavesim.bridge.training",
+    "baselines": "wavesim.bridge.evaluation",
+    "evaluate": "wavesim.bridge.evaluation",
+    "results_table": "wavesim.bridge.evaluation",
+    "lattice_recording": "wavesim.bridge.readout",
+    "circulation": "wavesim.bridge.readout",
+    "equivariance": "wavesim.bridge.readout",
+    "orientation_tuning": "wavesim.bridge.readout",
+    "load_bridge_file": "wavesim.bridge.cli",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -208,8 +208,11 @@ def _fit(fit, kwargs, store, args):
 
 
 def _cmd_fit(args) -> int:
+    from wavesim.bridge.cli import cmd_fit_bridge, is_bridge_file
     from wavesim.learn.fitting import fit
 
+    if is_bridge_file(args.fitfile):  # a [bridge] configuration: train an encoder/decoder model
+        return cmd_fit_bridge(args)
     kwargs = load_fit_file(args.fitfile)
     store = Path(args.output)
     kwargs.setdefault(

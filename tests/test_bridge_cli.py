@@ -1,0 +1,151 @@
+"""Bridge configuration files and the fit/forecast commands (tiny sizes): a configuration trains
+a model into a store, the forecast command reproduces the model's forecasts from the store and
+scores them with the baselines, and bad files get errors naming the table and key."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from wavesim.bridge.cli import (
+    add_forecast_parser,
+    build_model,
+    cmd_fit_bridge,
+    is_bridge_file,
+    load_bridge_file,
+    make_dataset,
+)
+from wavesim.bridge.training import open_model, open_training
+
+CONFIG = """
+[bridge.dataset]
+generator = "rotating_bars"
+n_train = 16
+n_validation = 4
+n_test = 4
+seed = 2
+size = 12
+frames = 10
+width = 2.0
+length = 7.0
+angular_velocity = [-30.0, 30.0]
+initial_angle = {uniform = [0.0, 90.0]}
+[bridge.dataset.test]
+frames = 15
+
+[bridge.encoder]
+kind = "linear"
+
+[bridge.decoder]
+output = "sigmoid"
+
+[bridge.lattice]
+shape = [8, 8]
+coupling = 1.0
+gamma = 0.1
+steps_per_frame = 4
+
+[bridge.training]
+observe = 5
+horizon = 5
+batch_size = 8
+iterations = 10
+validate_every = 5
+"""
+
+
+def parser():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit")
+    fit.add_argument("fitfile")
+    fit.add_argument("-o", "--output", required=True)
+    fit.add_argument("--resume", action="store_true")
+    fit.add_argument("--overwrite", action="store_true")
+    fit.add_argument("--threads", type=int, default=None)
+    fit.add_argument("-q", "--quiet", action="store_true")
+    fit.set_defaults(func=cmd_fit_bridge)
+    add_forecast_parser(sub)
+    return p
+
+
+def run(argv):
+    args = parser().parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def test_fit_and_forecast_commands(tmp_path, capsys):
+    cfg = tmp_path / "bars.toml"
+    cfg.write_text(CONFIG)
+    assert is_bridge_file(cfg)
+    conf = load_bridge_file(cfg)
+    splits = make_dataset(conf)
+    assert splits.test.sizes["frame"] == 15 and splits.train.sizes["frame"] == 10
+    assert float(splits.train["initial_angle"].max()) < 90.0
+    store = tmp_path / "model.zarr"
+    assert run(["fit", cfg, "-o", store]) == 0
+    out = capsys.readouterr().out
+    assert "trained 10 iterations" in out and "| lattice |" in out and "| ridge_ar |" in out
+    rec = open_training(store)
+    assert rec.sizes["iteration"] == 10 and "bridge_config" in rec.attrs
+    # forecast: 10 frames (beyond the 5 trained) on the stored configuration's test split
+    nc = tmp_path / "fc.nc"
+    assert run(["forecast", store, "--horizon", "10", "-o", nc, "-q"]) == 0
+    res = xr.open_dataset(nc)
+    assert list(res["forecaster"].values) == ["lattice", "copy_last", "mean_frame", "ridge_ar"]
+    model = open_model(store)
+    x = splits.test["frames"].values
+    np.testing.assert_allclose(
+        res["prediction"].sel(forecaster="lattice"), model.forecast(x[:, :5], 10), rtol=1e-6
+    )
+    # a saved splits store as --dataset, without baselines
+    splits.to_zarr(tmp_path / "splits.zarr")
+    nc2 = tmp_path / "fc2.nc"
+    assert run(["forecast", store, "--dataset", tmp_path / "splits.zarr", "--no-baselines",
+                "-o", nc2, "-q"]) == 0  # fmt: skip
+    res2 = xr.open_dataset(nc2)
+    np.testing.assert_allclose(res2["mse"].sel(forecaster="lattice"), res["mse"].isel(
+        forecaster=0, step=slice(0, 5)), rtol=1e-12)  # fmt: skip
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        run(["forecast", store, "-o", nc2, "-q"])
+
+
+def test_bad_configuration_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONFIG.replace("batch_size = 8", "batch = 8"))
+    with pytest.raises(ValueError, match=r"\[bridge.training\] unknown key 'batch'"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG.replace("steps_per_frame = 4", "steps_per_frame = 'four'"))
+    with pytest.raises(ValueError, match=r"\[bridge.lattice\] steps_per_frame expected a int"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG.replace('generator = "rotating_bars"', ""))
+    with pytest.raises(ValueError, match=r"\[bridge.dataset\] generator is required"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG.replace("observe = 5", ""))
+    with pytest.raises(ValueError, match=r"\[bridge.training\] observe is required"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG + "\n[bridge.optimizer]\nlr = 1\n")
+    with pytest.raises(ValueError, match=r"unknown table\(s\) \[bridge.optimizer\]"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG.replace('kind = "linear"', 'kind = "linear"\nresponse = "energy"'))
+    with pytest.raises(ValueError, match=r"\[bridge.encoder\] response is for kind"):
+        build_model(load_bridge_file(bad), (12, 12))
+    assert not is_bridge_file(tmp_path / "missing.toml")
+
+
+def test_receptive_field_configuration(tmp_path):
+    cfg = tmp_path / "rf.toml"
+    cfg.write_text(
+        CONFIG.replace(
+            'kind = "linear"',
+            'kind = "receptive_field"\nmap = "crystal"\nmap_wavelength = 8.0\nwavelength = 4.0\n'
+            'response = "energy"',
+        )
+    )
+    model = build_model(load_bridge_file(cfg), (12, 12))
+    assert model.encoder.kind == "receptive_field"
+    assert set(model.encoder.parameters) == {"gain", "bias"}
+    assert model.lattice.shape == (8, 8)
