@@ -158,6 +158,44 @@ def _is_zarr_store(path: Path) -> bool:
     return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
 
 
+def prepare_path(path, overwrite: bool) -> None:
+    """Make room for a new zarr store at ``path``: create its parent, or with ``overwrite``
+    delete an existing zarr store (or empty folder) there.
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` exists and ``overwrite`` is false, or when it is not a zarr store (never
+        deleted, even with ``overwrite``).
+    """
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{path} already exists; pass overwrite=True to replace it (its contents will be "
+            f"deleted)"
+        )
+    if path.is_dir() and (_is_zarr_store(path) or not any(path.iterdir())):
+        shutil.rmtree(path)
+        return
+    raise FileExistsError(
+        f"{path} exists and is not a zarr store; refusing to delete it even with overwrite=True"
+    )
+
+
+def consolidate(path) -> zarr.Group:
+    """Consolidate the metadata of the zarr v3 store at ``path`` and return its root group.
+
+    Consolidated metadata is not (yet) part of the zarr v3 specification: zarr's warning saying
+    so is silenced here, the one place wavesim consolidates.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZarrUserWarning)
+        return zarr.consolidate_metadata(str(path), zarr_format=3)
+
+
 @dataclass
 class _Stream:
     """One recorder's buffers and arrays."""
@@ -237,7 +275,7 @@ class StoreWriter:
             raise ValueError(f"attrs may not set the managed store attributes {clash}")
         statics = cls._collect_statics(orientation, static, grid)
 
-        cls._prepare_path(path, overwrite)
+        prepare_path(path, overwrite)
         root_attrs = {
             "wavesim_store": STORE_FORMAT,
             "wavesim_version": _version(),
@@ -308,23 +346,6 @@ class StoreWriter:
             field_attrs = {**_STATIC_ATTRS.get(name, {"units": "1", "long_name": name}), **extra}
             out[str(name)] = (arr, field_attrs)
         return out
-
-    @staticmethod
-    def _prepare_path(path: Path, overwrite: bool) -> None:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return
-        if not overwrite:
-            raise FileExistsError(
-                f"{path} already exists; pass overwrite=True to replace it (its contents will be "
-                f"deleted)"
-            )
-        if path.is_dir() and (_is_zarr_store(path) or not any(path.iterdir())):
-            shutil.rmtree(path)
-            return
-        raise FileExistsError(
-            f"{path} exists and is not a zarr store; refusing to delete it even with overwrite=True"
-        )
 
     @staticmethod
     def _create_arrays(group, recorders, layouts, grid: Grid, block: int, statics) -> list[_Stream]:
@@ -583,7 +604,7 @@ class StoreWriter:
     def _consolidate(self) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ZarrUserWarning)
-            self._group = zarr.consolidate_metadata(str(self.path), zarr_format=3)
+            self._group = consolidate(self.path)
 
     def _set_attrs(self, attrs: Mapping) -> None:
         # Through the consolidated group handle, so the root document keeps its (fresh)

@@ -741,13 +741,11 @@ def write_analysis(results, path, *, attrs=None, new_store=False, overwrite=Fals
     ``xarray.open_zarr(path, group="analysis/summary")``.
     """
     import shutil
-    import warnings
     from pathlib import Path
 
     import zarr
-    from zarr.errors import ZarrUserWarning
 
-    from wavesim.store import _is_zarr_store, _json_safe
+    from wavesim.store import _is_zarr_store, _json_safe, consolidate
 
     path = Path(path)
     if new_store:
@@ -774,7 +772,5 @@ def write_analysis(results, path, *, attrs=None, new_store=False, overwrite=Fals
         out.attrs = {k: _json_safe(v, k) for k, v in {**ds.attrs, **extra}.items()}
         out.to_zarr(str(path), group=group, mode="w", zarr_format=3, consolidated=False)
         written.append(group)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ZarrUserWarning)
-        zarr.consolidate_metadata(str(path), zarr_format=3)
+    consolidate(path)
     return written

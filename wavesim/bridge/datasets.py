@@ -1033,20 +1033,17 @@ class Splits:
         Returns the path. Read it back with :func:`open_splits`.
         """
         import zarr
-        from zarr.errors import ZarrUserWarning
 
-        from wavesim.store import StoreWriter
+        from wavesim.store import consolidate, prepare_path
 
         path = Path(path)
-        StoreWriter._prepare_path(path, overwrite)
+        prepare_path(path, overwrite)
         root_attrs = {"wavesim_splits": 1, "splits": list(SPLIT_NAMES), "complete": False}
         root = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=root_attrs)
         for name, ds in self.items():
             ds.to_zarr(str(path), group=name, mode="w-", zarr_format=3, consolidated=False)
         root.attrs["complete"] = True
-        with warnings.catch_warnings():  # consolidated metadata is not (yet) in the v3 spec
-            warnings.simplefilter("ignore", ZarrUserWarning)
-            zarr.consolidate_metadata(str(path), zarr_format=3)
+        consolidate(path)
         return path
 
 

@@ -40,10 +40,10 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from wavesim.bridge.model import BridgeModel
 from wavesim.learn.optim import AdamState, adam
+from wavesim.store import consolidate
 
 __all__ = ["MODEL_KIND", "TrainResult", "open_model", "open_training", "sequences", "train"]
 
@@ -201,9 +201,7 @@ class _ModelStore:
         return cls(path, g)
 
     def consolidate(self):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ZarrUserWarning)
-            zarr.consolidate_metadata(str(self.path), zarr_format=3)
+        consolidate(self.path)
         # keep writing through a handle that reads the metadata itself, not the consolidated copy
         self.group = zarr.open_group(
             str(self.path), mode="r+", zarr_format=3, use_consolidated=False

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from wavesim.learn.gradient import GradientEngine
 from wavesim.learn.losses import ElectrodeMSE, FieldMSE, Loss
 from wavesim.learn.optim import AdamState, OptimResult, adam, lbfgsb
 from wavesim.learn.params import Param, ParameterSpace, StencilParam
+from wavesim.store import consolidate
 
 __all__ = [
     "DEFAULT_LEARN",
@@ -165,9 +165,7 @@ class FitStore:
                     g.create_array(name, data=value, dimension_names=("free",) * value.ndim)
         if attrs:
             g.attrs.update(attrs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ZarrUserWarning)  # consolidated metadata in v3
-            self.group = zarr.consolidate_metadata(str(self.path), zarr_format=3)
+        self.group = consolidate(self.path)
 
     def history(self) -> np.ndarray:
         return np.asarray(self.group["loss"][:])

@@ -363,13 +363,9 @@ def save_recording(ds: xr.Dataset, path, *, overwrite: bool = False) -> Path:
     overwrite : bool, default False
         Replace an existing zarr store at ``path``.
     """
-    import warnings
-
-    import zarr
-    from zarr.errors import ZarrUserWarning
 
     from wavesim.recordings.layout import validate_recording
-    from wavesim.store import STORE_FORMAT, _is_zarr_store, _json_safe, _version
+    from wavesim.store import STORE_FORMAT, _is_zarr_store, _json_safe, _version, consolidate
 
     validate_recording(ds)
     path = Path(path)
@@ -398,9 +394,7 @@ def save_recording(ds: xr.Dataset, path, *, overwrite: bool = False) -> Path:
         shutil.rmtree(tmp)
     try:
         out.to_zarr(str(tmp), mode="w-", zarr_format=3, consolidated=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ZarrUserWarning)
-            zarr.consolidate_metadata(str(tmp), zarr_format=3)
+        consolidate(tmp)
         tmp.rename(path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

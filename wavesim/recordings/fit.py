@@ -737,10 +737,10 @@ def fit_recording(
 
 def _annotate_store(store, skill: xr.Dataset) -> None:
     """Add the forecast skill (JSON) to the fit store's attributes."""
-    import warnings
 
     import zarr
-    from zarr.errors import ZarrUserWarning
+
+    from wavesim.store import consolidate
 
     g = zarr.open_group(str(store), mode="r+", zarr_format=3, use_consolidated=False)
     table = {
@@ -754,6 +754,4 @@ def _annotate_store(store, skill: xr.Dataset) -> None:
     g.attrs["forecast_skill"] = json.dumps(
         {"table": table, "origins_ms": [float(o) for o in skill["origin"].values]}
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ZarrUserWarning)
-        zarr.consolidate_metadata(str(store), zarr_format=3)
+    consolidate(store)

@@ -31,16 +31,21 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.errors import ZarrUserWarning
 
-from wavesim.store import STORE_FORMAT, StoreWriter, _json_safe, _spatial_chunks, _version
+from wavesim.store import (
+    STORE_FORMAT,
+    _json_safe,
+    _spatial_chunks,
+    _version,
+    consolidate,
+    prepare_path,
+)
 
 __all__ = ["RESERVED", "STATUS", "SWEEP_FORMAT", "SweepStore", "member_variables"]
 
@@ -187,7 +192,7 @@ class SweepStore:
     def create(cls, spec, path, *, overwrite: bool = False) -> SweepStore:
         """Write the template of ``spec`` at ``path`` (every member pending)."""
         path = Path(path)
-        StoreWriter._prepare_path(path, overwrite)
+        prepare_path(path, overwrite)
         variables, coords = member_variables(spec)
         params = member_coords(spec)
         n = spec.members
@@ -215,9 +220,7 @@ class SweepStore:
         group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=attrs)
         try:
             cls._write_template(group, n, variables, coords, params)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ZarrUserWarning)
-                group = zarr.consolidate_metadata(str(path), zarr_format=3)
+            group = consolidate(path)
         except BaseException:
             import shutil
 
@@ -283,9 +286,7 @@ class SweepStore:
                 "made it, or pass overwrite to start again"
             )
         if group.metadata.consolidated_metadata is None:  # pragma: no cover - foreign edits
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ZarrUserWarning)
-                group = zarr.consolidate_metadata(str(path), zarr_format=3)
+            group = consolidate(path)
         return cls(path, group)
 
     # -- reading --------------------------------------------------------------------------------
