@@ -195,7 +195,7 @@ def results(args) -> int:
     from pathlib import Path
 
     from wavesim.bridge import make_splits
-    from wavesim.bridge.decoders import LinearDecoder
+    from wavesim.bridge.decoders import LinearDecoder, mean_bias
     from wavesim.bridge.encoders import LinearEncoder
     from wavesim.bridge.evaluation import baselines, evaluate, results_table
     from wavesim.bridge.model import BridgeModel, nwm_params
@@ -230,7 +230,7 @@ def results(args) -> int:
         if kind == "speeds" and coupling == 0.0:
             continue
         enc = LinearEncoder((32, 32), (32, 32))
-        dec = LinearDecoder((32, 32), (32, 32), bias_init=float(np.log(mean / (1 - mean))))
+        dec = LinearDecoder((32, 32), (32, 32), bias_init=mean_bias(mean))
         learn = ("w", "omega2", "gamma") if coupling else ("omega2", "gamma")
         params = nwm_params(coupling=coupling, gamma=0.1, omega2=omega2)
         model = BridgeModel(enc, dec, params, steps_per_frame=8, learn=learn)

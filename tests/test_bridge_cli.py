@@ -133,7 +133,32 @@ def test_bad_configuration_files(tmp_path):
     bad.write_text(CONFIG.replace('kind = "linear"', 'kind = "linear"\nresponse = "energy"'))
     with pytest.raises(ValueError, match=r"\[bridge.encoder\] response is for kind"):
         build_model(load_bridge_file(bad), (12, 12))
+    bad.write_text(CONFIG.replace("[bridge.decoder]", '[bridge.decoder]\nbias_init = "median"'))
+    with pytest.raises(ValueError, match=r"decoder\] bias_init expected a number or 'mean'"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG.replace("[bridge.decoder]", "[bridge.decoder]\nbias_init = true"))
+    with pytest.raises(ValueError, match=r"bias_init expected a float or str, got bool"):
+        load_bridge_file(bad)
     assert not is_bridge_file(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "mean", "expected"),
+    [
+        ('output = "sigmoid"', 0.2, np.log(0.2 / 0.8)),  # default: the mean pixel
+        ('output = "identity"\nbias_init = "mean"', 0.2, 0.2),
+        ('output = "sigmoid"\nbias_init = -1', 0.2, -1.0),
+        ('output = "sigmoid"', None, 0.0),
+    ],
+)
+def test_decoder_bias_starts_at_the_mean_pixel(tmp_path, extra, mean, expected):
+    cfg = tmp_path / "dec.toml"
+    cfg.write_text(CONFIG.replace('output = "sigmoid"', extra))
+    model = build_model(load_bridge_file(cfg), (12, 12), mean)
+    np.testing.assert_allclose(model.decoder.parameters["bias"], expected, rtol=1e-12)
+    if extra == 'output = "sigmoid"':
+        sig = 1 / (1 + np.exp(-model.decoder.parameters["bias"]))
+        np.testing.assert_allclose(sig, 0.2 if mean else 0.5, rtol=1e-12)
 
 
 def test_receptive_field_configuration(tmp_path):
@@ -149,3 +174,13 @@ def test_receptive_field_configuration(tmp_path):
     assert model.encoder.kind == "receptive_field"
     assert set(model.encoder.parameters) == {"gain", "bias"}
     assert model.lattice.shape == (8, 8)
+
+
+def test_mean_bias_rejects_bad_input():
+    from wavesim.bridge import mean_bias
+
+    with pytest.raises(ValueError, match="output: expected one of"):
+        mean_bias(0.2, "relu")
+    with pytest.raises(ValueError, match="mean_pixel: expected a finite number"):
+        mean_bias(float("nan"))
+    assert mean_bias(0.0) == pytest.approx(np.log(1e-3 / (1 - 1e-3)), rel=1e-12)  # clipped

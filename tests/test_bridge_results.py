@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from wavesim.bridge import make_splits
-from wavesim.bridge.decoders import LinearDecoder
+from wavesim.bridge.decoders import LinearDecoder, mean_bias
 from wavesim.bridge.encoders import LinearEncoder
 from wavesim.bridge.evaluation import evaluate
 from wavesim.bridge.model import BridgeModel, nwm_params
@@ -34,9 +34,7 @@ BAR = {"width": 2.0, "length": 10.0}
 
 def make_model(mean_pixel, coupled=True):
     enc = LinearEncoder((SIZE, SIZE), (LATTICE, LATTICE))
-    dec = LinearDecoder(
-        (LATTICE, LATTICE), (SIZE, SIZE), bias_init=float(np.log(mean_pixel / (1 - mean_pixel)))
-    )
+    dec = LinearDecoder((LATTICE, LATTICE), (SIZE, SIZE), bias_init=mean_bias(mean_pixel))
     params = nwm_params(coupling=2.0 if coupled else 0.0, gamma=0.1)
     learn = ("w", "omega2", "gamma") if coupled else ("omega2", "gamma")
     return BridgeModel(enc, dec, params, steps_per_frame=SPF, learn=learn)

@@ -33,6 +33,7 @@ _EXPORTS = {
     "gabor_bank": "wavesim.bridge.encoders",
     "retinotopic_centres": "wavesim.bridge.encoders",
     "LinearDecoder": "wavesim.bridge.decoders",
+    "mean_bias": "wavesim.bridge.decoders",
     "BridgeModel": "wavesim.bridge.model",
     "nwm_params": "wavesim.bridge.model",
     "train": "wavesim.bridge.training",

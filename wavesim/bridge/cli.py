@@ -26,6 +26,8 @@ optional unless marked; paths are relative to the file)::
     [bridge.decoder]
     velocity = true                  # read y and dy/dt
     output = "sigmoid"               # or "identity"
+    bias_init = "mean"               # initial pixel bias: "mean" (the mean training pixel,
+                                     #   through the logit for sigmoid) or a number
 
     [bridge.lattice]
     shape = [32, 32]
@@ -94,7 +96,14 @@ BRIDGE_TABLES = {
         "response": str,
         "gain": float,
     },
-    "decoder": {"velocity": bool, "output": str, "bias": bool, "scale": float, "seed": int},
+    "decoder": {
+        "velocity": bool,
+        "output": str,
+        "bias": bool,
+        "bias_init": (float, str),
+        "scale": float,
+        "seed": int,
+    },
     "lattice": {
         "shape": list,
         "dx": float,
@@ -138,12 +147,14 @@ def is_bridge_file(path) -> bool:
 
 
 def _typed(path, table, key, value, want):
-    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
+    wants = want if isinstance(want, tuple) else (want,)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if float in wants and number:
         return float(value)
-    if not ok:
+    if not any(isinstance(value, w) and not (w is int and isinstance(value, bool)) for w in wants):
+        names = " or ".join(w.__name__ for w in wants)
         raise ValueError(
-            f"{path}: [bridge.{table}] {key} expected a {want.__name__}, got "
+            f"{path}: [bridge.{table}] {key} expected a {names}, got "
             f"{type(value).__name__} ({value!r})"
         )
     return value
@@ -189,6 +200,11 @@ def load_bridge_file(path) -> dict:
         out[table] = sub
     if "generator" not in out["dataset"]:
         raise ValueError(f"{path}: [bridge.dataset] generator is required (e.g. 'rotating_bars')")
+    bias_init = out["decoder"].get("bias_init", "mean")
+    if isinstance(bias_init, str) and bias_init != "mean":
+        raise ValueError(
+            f"{path}: [bridge.decoder] bias_init expected a number or 'mean', got {bias_init!r}"
+        )
     for key in ("observe", "horizon"):
         if key not in out["training"]:
             raise ValueError(f"{path}: [bridge.training] {key} is required (frames)")
@@ -228,8 +244,27 @@ def make_dataset(config: dict):
     )
 
 
-def build_model(config: dict, frame_shape):
-    """The untrained :class:`~wavesim.bridge.model.BridgeModel` of a configuration."""
+def _decoder_bias(value, output: str, mean_pixel) -> float:
+    """The decoder's initial bias: a number, or ``"mean"`` (the mean training pixel, through the
+    logit for a sigmoid output; 0 when no mean is given)."""
+    if not isinstance(value, str):
+        return float(value)
+    if value != "mean":
+        raise ValueError(f"[bridge.decoder] bias_init: expected a number or 'mean', got {value!r}")
+    if mean_pixel is None:
+        return 0.0
+    from wavesim.bridge.decoders import mean_bias
+
+    return mean_bias(mean_pixel, output)
+
+
+def build_model(config: dict, frame_shape, mean_pixel: float | None = None):
+    """The untrained :class:`~wavesim.bridge.model.BridgeModel` of a configuration.
+
+    ``mean_pixel`` (the mean of the training frames) sets the decoder's initial bias when
+    ``[bridge.decoder] bias_init`` is ``"mean"`` (the default): the untrained model then forecasts
+    the mean frame rather than grey.
+    """
     from wavesim.bridge.decoders import LinearDecoder
     from wavesim.bridge.encoders import LinearEncoder, ReceptiveFieldEncoder
     from wavesim.bridge.model import BridgeModel, nwm_params
@@ -265,7 +300,11 @@ def build_model(config: dict, frame_shape):
         raise ValueError(
             f"[bridge.encoder] kind: expected 'linear' or 'receptive_field', got {kind!r}"
         )
-    dec = LinearDecoder(shape, frame_shape, **config["decoder"])
+    dec_cfg = dict(config["decoder"])
+    dec_cfg["bias_init"] = _decoder_bias(
+        dec_cfg.pop("bias_init", "mean"), dec_cfg.get("output", "sigmoid"), mean_pixel
+    )
+    dec = LinearDecoder(shape, frame_shape, **dec_cfg)
     params = nwm_params(
         coupling=lat.get("coupling", 0.5),
         omega2=lat.get("omega2", 1.0),
@@ -296,7 +335,7 @@ def cmd_fit_bridge(args) -> int:
     config = load_bridge_file(args.fitfile)
     splits = make_dataset(config)
     frame_shape = tuple(splits.train.sizes[d] for d in ("y", "x"))
-    model = build_model(config, frame_shape)
+    model = build_model(config, frame_shape, float(splits.train["frames"].mean()))
     if getattr(args, "threads", None):
         model.threads = args.threads
     store = Path(args.output)
