@@ -31,13 +31,20 @@ evaluation tables (wall time on 2 cores: ~5 min per trained model when the machi
   observe 10, forecast 10 (and 30); coupled and uncoupled (ω² = 0.05 and a 1.2 × Laplacian
   stencil at the start, 1500 iterations with a cosine learning-rate decay);
 * ``speeds``: rotating bars trained on ±{10, 12, 14, 16, 24, 26, 28, 30}°/frame, tested at
-  ±20°/frame.
+  ±20°/frame;
+* ``maps``: the emergent orientation map of a receptive-field encoder on a random map (36×36
+  lattice, Λ = 12 sites) before and after training on rotating gratings (±10°/frame): pinwheels,
+  density per Λ², selectivity and orientation error of the encoder's and the lattice's maps.
+
+With ``--results``, ``--lattice`` sets the lattice side of bars/blobs/speeds and ``--per-site``
+learns ω² and γ per site; ``--seed`` sets the initial weights and the batch order.
 
 Usage::
 
     python benchmarks/bench_bridge.py                 # the configuration above (~1 min)
     python benchmarks/bench_bridge.py --lattice 16 --batch 32 --steps-per-frame 4
-    python benchmarks/bench_bridge.py --results bars  # full-size results (bars, blobs, speeds)
+    python benchmarks/bench_bridge.py --results bars  # full-size results (bars, blobs, speeds,
+                                                      # maps); OMP_NUM_THREADS=1 when two run
 """
 
 from __future__ import annotations
@@ -89,7 +96,7 @@ def main(argv=None) -> int:
     p.add_argument("--iterations", type=int, default=10, help="train-step row iterations")
     p.add_argument(
         "--results",
-        choices=("bars", "blobs", "speeds"),
+        choices=("bars", "blobs", "speeds", "maps"),
         default=None,
         help="train and evaluate a full-size configuration instead",
     )
@@ -100,6 +107,8 @@ def main(argv=None) -> int:
         help="with --results (default 400; 1500 for blobs)",
     )
     p.add_argument("--store", default=None, help="with --results: folder for the model stores")
+    p.add_argument("--per-site", action="store_true", help="with --results: per-site ω², γ")
+    p.add_argument("--seed", type=int, default=0, help="with --results: weights and batch order")
     args = p.parse_args(argv)
     if args.results:
         return results(args)
@@ -200,8 +209,11 @@ def results(args) -> int:
     from wavesim.bridge.evaluation import baselines, evaluate, results_table
     from wavesim.bridge.model import BridgeModel, nwm_params
     from wavesim.bridge.training import train
+    from wavesim.lattice import Lattice
 
     kind = args.results
+    if kind == "maps":
+        return maps_results(args)
     # blobs: the slow components of a blob's motion need low lattice frequencies, so the lattice
     # starts with omega2 = 0.05 and a band reaching pi rad/frame (coupling 1.2)
     omega2, coupling0, iterations, schedule = 1.0, 1.0, args.train_iterations or 400, None
@@ -226,14 +238,24 @@ def results(args) -> int:
     mean = float(splits.train["frames"].mean())
     folder = Path(args.store or tempfile.mkdtemp(prefix="wavesim-bridge-"))
     forecasters = {}
+    n_lat, seed = args.lattice, args.seed
+    per_site = ("omega2", "gamma") if args.per_site else ()
     for name, coupling in (("lattice", coupling0), ("uncoupled", 0.0)):
         if kind == "speeds" and coupling == 0.0:
             continue
-        enc = LinearEncoder((32, 32), (32, 32))
-        dec = LinearDecoder((32, 32), (32, 32), bias_init=mean_bias(mean))
+        enc = LinearEncoder((32, 32), (n_lat, n_lat), seed=seed)
+        dec = LinearDecoder((n_lat, n_lat), (32, 32), bias_init=mean_bias(mean), seed=seed)
         learn = ("w", "omega2", "gamma") if coupling else ("omega2", "gamma")
         params = nwm_params(coupling=coupling, gamma=0.1, omega2=omega2)
-        model = BridgeModel(enc, dec, params, steps_per_frame=8, learn=learn)
+        model = BridgeModel(
+            enc,
+            dec,
+            params,
+            lattice=Lattice((n_lat, n_lat), dx=0.1, boundary="periodic"),
+            steps_per_frame=8,
+            learn=learn,
+            per_site=per_site,
+        )
         res = train(
             model,
             splits,
@@ -243,6 +265,7 @@ def results(args) -> int:
             lr=3e-3,
             schedule=schedule,
             batch_size=16,
+            seed=seed,
             store=folder / f"{kind}_{name}.zarr",
             overwrite=True,
         )
@@ -260,6 +283,78 @@ def results(args) -> int:
         print(f"\n{gen}, observe {K}, forecast {h} ({test.sizes['sequence']} test sequences):")
         print(results_table(result, steps=[1, h // 2, h]))
     print(f"model stores: {folder}")
+    return 0
+
+
+def maps_results(args) -> int:
+    """Emergent orientation maps of a receptive-field model, before and after training."""
+    from wavesim.bridge.cli import build_model, make_dataset
+    from wavesim.bridge.evaluation import baselines, evaluate
+    from wavesim.bridge.readout import orientation_tuning
+    from wavesim.bridge.training import train
+    from wavesim.maps import random_orientation_map
+
+    n, lam = 36, 12.0
+    cfg = {
+        "dataset": {
+            "generator": "rotating_gratings",
+            "n_train": 256,
+            "n_validation": 32,
+            "n_test": 64,
+            "seed": 0,
+            "size": 32,
+            "frames": 20,
+            "angular_velocity": [-10.0, 10.0],
+        },
+        "encoder": {
+            "kind": "receptive_field",
+            "map": "random",
+            "map_wavelength": lam,
+            "map_seed": 0,
+            "wavelength": 6.0,
+        },  # fmt: skip
+        "decoder": {"output": "sigmoid"},
+        "lattice": {"shape": [n, n], "coupling": 1.0, "gamma": 0.1, "steps_per_frame": 8},
+        "training": {"observe": 10, "horizon": 10, "iterations": 300, "seed": args.seed},
+    }
+    splits = make_dataset(cfg)
+    model = build_model(cfg, (32, 32), float(splits.train["frames"].mean()))
+    theta = np.asarray(random_orientation_map((n, n), lam, seed=0))
+    rows = []
+
+    def probe(state):
+        for source in ("encoder", "lattice"):
+            t = orientation_tuning(model, orientations=16, spatial_period=6.0, source=source)
+            d = (t["preferred_orientation"].values - theta + np.pi / 2) % np.pi - np.pi / 2
+            rows.append({"state": state, "source": source, **t.attrs,
+                         "error": float(np.median(np.rad2deg(np.abs(d))))})  # fmt: skip
+
+    probe("untrained")
+    t0 = time.perf_counter()
+    train(model, splits, progress=False, **cfg["training"])
+    seconds = time.perf_counter() - t0
+    probe("trained")
+    r = evaluate({"lattice": model, **baselines(splits)}, splits.test, 10, 10)
+    ratio = float(r["ratio_to_copy_last"].sel(forecaster="lattice"))
+    print(
+        f"receptive-field encoder on a random map (Λ = {lam:g} sites requested), {n}x{n} lattice; "
+        f"trained 300 iterations on rotating gratings in {seconds:.0f} s: forecast "
+        f"{ratio:.3f} x copy-last (observe 10, forecast 10)"
+    )
+    print(
+        render(
+            rows,
+            [
+                ("model", "", lambda r: r["state"]),
+                ("map of", "", lambda r: r["source"]),
+                ("pinwheels", "", lambda r: str(r["n_pinwheels"])),
+                ("density", "per Λ²", lambda r: fmt(r["pinwheel_density"], ".2f")),
+                ("Λ", "sites", lambda r: fmt(r["wavelength"] / 0.1, ".1f")),
+                ("selectivity", "mean", lambda r: fmt(r["mean_selectivity"], ".2f")),
+                ("error", "median deg", lambda r: fmt(r["error"], ".1f")),
+            ],
+        )
+    )
     return 0
 
 
