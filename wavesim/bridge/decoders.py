@@ -37,7 +37,8 @@ def mean_bias(mean_pixel: float, output: str = "sigmoid") -> float:
         ``logit(mean_pixel)`` (clipped to [1e-3, 1 - 1e-3] first) for a sigmoid output,
         ``mean_pixel`` for the identity. Starting from the mean frame rather than from grey
         (sigmoid(0) = 0.5) matters: with bias 0 a trained bars model was at 0.29 x copy-last at the
-        trained horizon and 2.8 x at three times it; from the mean, 0.07 and 0.55.
+        trained horizon and 2.8 x at three times it; from the mean, 0.06-0.07 and 0.53-0.57 over
+        three training seeds (docs/bridge.md).
     """
     if output not in OUTPUTS:
         raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
