@@ -184,3 +184,18 @@ def test_mean_bias_rejects_bad_input():
     with pytest.raises(ValueError, match="mean_pixel: expected a finite number"):
         mean_bias(float("nan"))
     assert mean_bias(0.0) == pytest.approx(np.log(1e-3 / (1 - 1e-3)), rel=1e-12)  # clipped
+
+
+def test_bundled_bridge_configurations_load_and_build():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "scenarios"
+    files = sorted(p for p in folder.glob("*.toml") if is_bridge_file(p))
+    assert len(files) >= 2
+    for path in files:
+        cfg = load_bridge_file(path)
+        size = int(cfg["dataset"]["size"])
+        model = build_model(cfg, (size, size), 0.1)
+        assert model.encoder.frame_shape == (size, size)
+        np.testing.assert_allclose(model.decoder.parameters["bias"], np.log(0.1 / 0.9))
+        assert cfg["training"]["observe"] + cfg["training"]["horizon"] <= cfg["dataset"]["frames"]
