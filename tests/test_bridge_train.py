@@ -75,6 +75,13 @@ def test_resume_continues_bit_for_bit(splits, tmp_path):
               resume=True, **KW)  # fmt: skip
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         train(small_model(), splits, iterations=5, store=tmp_path / "b.zarr", **KW)
+    # overwrite=True replaces a model store, never a folder that is not a zarr store
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a zarr store; refusing to delete it"):
+        train(small_model(), splits, iterations=5, store=folder, overwrite=True, **KW)
+    assert (folder / "notes.txt").read_text() == "keep me"
 
 
 def test_interrupted_training_leaves_a_partial_store_and_resumes(splits, tmp_path):

@@ -129,6 +129,13 @@ def test_adam_resume_is_bitwise(truth_store, tmp_path):
     with pytest.raises(ValueError, match="w_zero_sum"):
         fit(TRUTH, truth_store, LEARN, store=tmp_path / "cut.zarr", resume=True,
             **{**kw, "w_zero_sum": False})  # fmt: skip
+    # overwrite=True replaces a fit store, never a folder that is not a zarr store
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a zarr store; refusing to delete it"):
+        fit(TRUTH, truth_store, LEARN, store=folder, overwrite=True, **kw)
+    assert (folder / "notes.txt").read_text() == "keep me"
 
 
 def test_cli_fit_writes_store_and_scenario(truth_store, tmp_path, capsys):

@@ -740,23 +740,15 @@ def write_analysis(results, path, *, attrs=None, new_store=False, overwrite=Fals
     replaced group would still show its old contents. Read a group back with
     ``xarray.open_zarr(path, group="analysis/summary")``.
     """
-    import shutil
     from pathlib import Path
 
     import zarr
 
-    from wavesim.store import _is_zarr_store, _json_safe, consolidate
+    from wavesim.store import _json_safe, consolidate, prepare_path
 
     path = Path(path)
     if new_store:
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-            if not (path.is_dir() and (_is_zarr_store(path) or not any(path.iterdir()))):
-                raise FileExistsError(
-                    f"{path} exists and is not a zarr store; refusing to delete it"
-                )
-            shutil.rmtree(path)
+        prepare_path(path, overwrite)
         root_attrs = {"wavesim_analysis": 1, **(attrs or {})}
         root_attrs = {k: _json_safe(v, k) for k, v in root_attrs.items()}
         zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=root_attrs)

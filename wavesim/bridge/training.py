@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -43,7 +42,7 @@ import zarr
 
 from wavesim.bridge.model import BridgeModel
 from wavesim.learn.optim import AdamState, adam
-from wavesim.store import consolidate
+from wavesim.store import consolidate, prepare_path
 
 __all__ = ["MODEL_KIND", "TrainResult", "open_model", "open_training", "sequences", "train"]
 
@@ -158,13 +157,12 @@ class _ModelStore:
     @classmethod
     def create(cls, path, attrs, overwrite):
         path = Path(path)
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(
-                    f"model store {str(path)!r} exists; pass overwrite=True to replace it or "
-                    "resume=True to continue its training"
-                )
-            shutil.rmtree(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(
+                f"model store {str(path)!r} exists; pass overwrite=True to replace it or "
+                "resume=True to continue its training"
+            )
+        prepare_path(path, overwrite)
         g = zarr.open_group(str(path), mode="w", zarr_format=3)
         g.attrs.update({"kind": MODEL_KIND, "complete": False, **attrs})
         for name, dims in (

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +32,7 @@ from wavesim.learn.gradient import GradientEngine
 from wavesim.learn.losses import ElectrodeMSE, FieldMSE, Loss
 from wavesim.learn.optim import AdamState, OptimResult, adam, lbfgsb
 from wavesim.learn.params import Param, ParameterSpace, StencilParam
-from wavesim.store import consolidate
+from wavesim.store import consolidate, prepare_path
 
 __all__ = [
     "DEFAULT_LEARN",
@@ -76,13 +75,12 @@ class FitStore:
     @classmethod
     def create(cls, path, space: ParameterSpace, *, attrs: Mapping, overwrite: bool = False):
         path = Path(path)
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(
-                    f"fit store {str(path)!r} exists; pass overwrite=True (--overwrite) or "
-                    "resume=True (--resume)"
-                )
-            shutil.rmtree(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(
+                f"fit store {str(path)!r} exists; pass overwrite=True (--overwrite) or "
+                "resume=True (--resume)"
+            )
+        prepare_path(path, overwrite)
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
         n = space.size
         group.attrs.update({"kind": FIT_KIND, "complete": False, "labels": space.labels(), **attrs})

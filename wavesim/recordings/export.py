@@ -365,16 +365,11 @@ def save_recording(ds: xr.Dataset, path, *, overwrite: bool = False) -> Path:
     """
 
     from wavesim.recordings.layout import validate_recording
-    from wavesim.store import STORE_FORMAT, _is_zarr_store, _json_safe, _version, consolidate
+    from wavesim.store import STORE_FORMAT, _json_safe, _version, consolidate, prepare_path
 
     validate_recording(ds)
     path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-        if not (path.is_dir() and (_is_zarr_store(path) or not any(path.iterdir()))):
-            raise FileExistsError(f"{path} exists and is not a zarr store; refusing to delete it")
-        shutil.rmtree(path)
+    prepare_path(path, overwrite)
     out = ds.copy()
     for var in out.variables.values():
         var.encoding = {}
