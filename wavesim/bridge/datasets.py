@@ -30,7 +30,7 @@ import json
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,14 +226,21 @@ _LABEL_ATTRS = {
 def _dataset(
     kind: str,
     frames: np.ndarray,
-    labels: Mapping[str, tuple],
+    labels: Mapping[str, object],
     *,
     ss: np.random.SeedSequence,
+    specs: Sequence[_Spec],
     parameters: Mapping,
     description: str,
     extra_attrs: Mapping | None = None,
 ) -> xr.Dataset:
+    """The dataset of a generator: ``frames`` with coordinates, labels and provenance.
+
+    ``labels`` maps names to per-sequence arrays or to ``(dims, values)``; ``parameters`` (the
+    fixed arguments) and the per-sequence ``specs`` are stored together as JSON.
+    """
     n, n_frames, ny, nx = frames.shape
+    parameters = {"frames": int(n_frames), **parameters, **{s.name: s.to_json() for s in specs}}
     coords = {
         "sequence": ("sequence", np.arange(n), {"long_name": "sequence index"}),
         "frame": (
@@ -248,7 +255,8 @@ def _dataset(
             {"units": "px", "long_name": "column (pixel centre)"},
         ),
     }
-    for name, (dims, values) in labels.items():
+    for name, label in labels.items():
+        dims, values = label if isinstance(label, tuple) else ("sequence", label)
         coords[name] = (dims, np.asarray(values), dict(_LABEL_ATTRS.get(name, {})))
     attrs = {
         "kind": kind,
@@ -376,17 +384,16 @@ def rotating_bars(
         out[i] = _box(along, length, edge) * _box(across, width, edge)
     params = {
         "size": size,
-        "frames": n_frames,
         "width": width,
         "length": length,
         "edge": edge,
-        **{s.name: s.to_json() for s in specs},
     }
     return _dataset(
         "rotating_bars",
         out,
-        {k: ("sequence", v) for k, v in labels.items()},
+        labels,
         ss=ss,
+        specs=specs,
         parameters=params,
         description="a bar rotating about the frame centre",
     )
@@ -480,16 +487,15 @@ def rotating_gratings(
         out[i] = 0.5 + 0.5 * contrast * aperture * wave
     params = {
         "size": size,
-        "frames": n_frames,
         "contrast": contrast,
         "radius": radius,
-        **{s.name: s.to_json() for s in specs},
     }
     return _dataset(
         "rotating_gratings",
         out,
-        {k: ("sequence", v) for k, v in labels.items()},
+        labels,
         ss=ss,
+        specs=specs,
         parameters=params,
         description="a sinusoidal grating in a circular aperture rotating about the frame centre",
     )
@@ -614,16 +620,15 @@ def drifting_gratings(
         out[i] = 0.5 + 0.5 * contrast * np.cos(2 * np.pi * f * t - (kx * xx + ky * yy) + p["phase"])
     params = {
         "size": size,
-        "frames": n_frames,
         "contrast": contrast,
         "periodic": periodic,
-        **{s.name: s.to_json() for s in specs},
     }
     return _dataset(
         "drifting_gratings",
         out,
-        {k: ("sequence", v) for k, v in labels.items()},
+        labels,
         ss=ss,
+        specs=specs,
         parameters=params,
         description="full-frame sinusoidal gratings drifting along their normal",
     )
@@ -708,11 +713,9 @@ def translating_blobs(
         out[i] = 1.0 - dark
     params = {
         "size": size,
-        "frames": n_frames,
         "n_blobs": n_blobs,
-        **{s.name: s.to_json() for s in specs},
     }
-    labs = {k: ("sequence", v) for k, v in labels.items()}
+    labs = dict(labels)
     labs["blob_x"] = (("sequence", "blob"), bx)
     labs["blob_y"] = (("sequence", "blob"), by)
     return _dataset(
@@ -720,6 +723,7 @@ def translating_blobs(
         out,
         labs,
         ss=ss,
+        specs=specs,
         parameters=params,
         description="Gaussian blobs translating with wrap-around on the torus",
     )
@@ -917,21 +921,20 @@ def transformed_images(
     labs = {"image_index": ("sequence", index)}
     if image_labels is not None:
         labs["image_label"] = ("sequence", image_labels[index])
-    labs.update({k: ("sequence", v) for k, v in labels.items()})
+    labs.update(labels)
     params = {
         "kind": kind,
-        "frames": n_frames,
         "pad": pad,
         "normalize": normalize,
         "clip": clip,
         **({"order": order, "mode": mode} if kind == "rotate" else {}),
-        **{s.name: s.to_json() for s in specs},
     }
     return _dataset(
         "transformed_images",
         out,
         labs,
         ss=ss,
+        specs=specs,
         parameters=params,
         description=f"user images ({kind}d frame by frame)",
         extra_attrs={
