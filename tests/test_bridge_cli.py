@@ -139,6 +139,14 @@ def test_bad_configuration_files(tmp_path):
     bad.write_text(CONFIG.replace("[bridge.decoder]", "[bridge.decoder]\nbias_init = true"))
     with pytest.raises(ValueError, match=r"bias_init expected a float or str, got bool"):
         load_bridge_file(bad)
+    bad.write_text(CONFIG.replace("observe = 5", "observe = = 5"))
+    with pytest.raises(ValueError, match=r"bad.toml: invalid TOML at line \d+, column \d+"):
+        load_bridge_file(bad)
+    bad.write_text(CONFIG + "\n[fit]\nlr = 1\n")
+    with pytest.raises(ValueError, match=r"unknown table\(s\) \['fit'\]; only \[bridge\] is read"):
+        load_bridge_file(bad)
+    with pytest.raises(FileNotFoundError, match="bridge configuration .*missing.toml"):
+        load_bridge_file(tmp_path / "missing.toml")
     assert not is_bridge_file(tmp_path / "missing.toml")
 
 

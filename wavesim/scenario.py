@@ -689,6 +689,25 @@ def _parse_toml(text: str, source: str) -> dict:
         ) from None
 
 
+def read_table_file(path, table: str, what: str) -> dict:
+    """Read a TOML configuration file that holds one top-level ``[table]``; return that table.
+
+    Raises ``FileNotFoundError`` naming ``what`` (e.g. "fit file") and the path, and ``ValueError``
+    (a :class:`ScenarioError` for bad TOML, with line and column) naming the file for invalid TOML,
+    a missing ``[table]`` or any other top-level table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    raw = _parse_toml(path.read_text(), str(path))
+    if table not in raw or not isinstance(raw[table], dict):
+        raise ValueError(f"{path}: expected a [{table}] table")
+    extra = sorted(set(raw) - {table})
+    if extra:
+        raise ValueError(f"{path}: unknown table(s) {extra}; only [{table}] is read")
+    return dict(raw[table])
+
+
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 
 

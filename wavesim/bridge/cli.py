@@ -168,19 +168,10 @@ def load_bridge_file(path) -> dict:
     ValueError
         Naming the file, the table and the key that is missing, unknown or of the wrong type.
     """
+    from wavesim.scenario import read_table_file
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"bridge configuration {str(path)!r} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-    if "bridge" not in raw or not isinstance(raw["bridge"], dict):
-        raise ValueError(f"{path}: expected a [bridge] table")
-    extra = sorted(set(raw) - {"bridge"})
-    if extra:
-        raise ValueError(f"{path}: unknown table(s) {extra}; only [bridge] is read")
-    cfg = raw["bridge"]
+    cfg = read_table_file(path, "bridge", "bridge configuration")
     unknown = sorted(set(cfg) - set(BRIDGE_TABLES))
     if unknown:
         raise ValueError(

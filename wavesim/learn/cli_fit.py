@@ -37,7 +37,6 @@ autoregressive baseline::
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -161,19 +160,10 @@ def load_fit_file(path) -> dict:
     ValueError
         Naming the file and the key that is missing, unknown or of the wrong type.
     """
+    from wavesim.scenario import read_table_file
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"fit file {str(path)!r} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-    if "fit" not in raw or not isinstance(raw["fit"], dict):
-        raise ValueError(f"{path}: expected a [fit] table")
-    extra = sorted(set(raw) - {"fit"})
-    if extra:
-        raise ValueError(f"{path}: unknown table(s) {extra}; only [fit] is read")
-    cfg = dict(raw["fit"])
+    cfg = read_table_file(path, "fit", "fit file")
     if "recording" in cfg:
         return _recording_kwargs(path, cfg)
     for key in ("scenario", "target"):
